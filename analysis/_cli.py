@@ -1,0 +1,91 @@
+"""The command-line error contract for `analysis` entry points.
+
+A user error prints one line on stderr (`error: ...`) and exits with status 2,
+without a traceback. Outputs are built in a hidden staging folder beside the
+output folder and moved into place only when everything succeeded, so an
+error never leaves a partial output. (`analysis` may not import `iqt`; this
+is the argparse twin of `iqt.cli`.)
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator, NoReturn, Sequence
+
+from analysis.errors import UserError
+
+USAGE_ERROR = 2
+
+
+def fail(message: str) -> NoReturn:
+    """Prints `error: message` as one line on stderr and exits with status 2."""
+    one_line = " ".join(str(message).split())
+    print(f"error: {one_line}", file=sys.stderr, flush=True)
+    raise SystemExit(USAGE_ERROR)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors follow the one-line contract."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(f"{message} (see --help)")
+
+
+def run(main: Callable[[argparse.Namespace], None], parser: argparse.ArgumentParser,
+        argv: Sequence[str] | None = None) -> None:
+    """Parses `argv` with `parser` and runs `main`, mapping user errors to exit 2."""
+    args = parser.parse_args(argv)
+    try:
+        main(args)
+    except UserError as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr, flush=True)
+        os._exit(130)
+
+
+@contextlib.contextmanager
+def staged_output_dir(out_dir: str | os.PathLike, *, must_not_contain: Sequence[str] = ()
+                      ) -> Iterator[Path]:
+    """Yields an empty staging folder; on success moves its contents into `out_dir`.
+
+    The staging folder sits beside `out_dir` (same file system, so the moves are
+    renames). If `out_dir` does not exist it is created by one rename; otherwise
+    each staged file replaces its namesake. On any exception the staging folder
+    is deleted and `out_dir` is untouched. `must_not_contain` lists names that
+    may not already exist in `out_dir` (a `UserError` otherwise).
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} exists and is not a folder")
+    clashes = [name for name in must_not_contain if (out_dir / name).exists()]
+    if clashes:
+        raise UserError(f"--out {out_dir} already holds {', '.join(clashes)}; "
+                        "choose an empty folder")
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".staging",
+                                        dir=out_dir.parent))
+    except OSError as e:
+        raise UserError(f"cannot write beside --out {out_dir}: {e.strerror}") from e
+    try:
+        yield staging
+        _move_into(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _move_into(staging: Path, out_dir: Path) -> None:
+    """Moves every file under `staging` to the same relative path under `out_dir`."""
+    if not out_dir.exists():
+        os.rename(staging, out_dir)
+        return
+    for source in sorted(p for p in staging.rglob("*") if p.is_file()):
+        target = out_dir / source.relative_to(staging)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)

@@ -1,0 +1,1 @@
+"""Data: NIfTI I/O, the embedded MNI152 template, intensity normalisation."""

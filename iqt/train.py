@@ -1,0 +1,192 @@
+"""`train_and_evaluate(config, workdir)`: the stochastic IQT training loop.
+
+Each step: the host pipeline yields HF patches with tissue maps; inside one
+jitted step every sample draws its own low-field simulator parameters, the
+simulator makes its LF input, the ANISO U-Net predicts the HF patch, and Adam
+minimises the MSE (see `iqt.train_step`). The loop around it validates,
+checkpoints, logs, draws figures, and survives preemption (`iqt.run_guard`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from jax.experimental import multihost_utils
+from tqdm import tqdm
+
+import simulators
+from iqt import checkpointing, config_io, figures, metrics, parallel
+from iqt.data import pipeline
+from iqt.errors import UserError
+from iqt.metric_writers import MetricWriter, read_jsonl
+from iqt.models import create_model
+from iqt.run_guard import StopRequest, workdir_lock
+from iqt.train_step import TrainState, create_train_state, make_optimizer, make_steps, simulate_pairs
+
+
+class TrainingDiverged(RuntimeError):
+    """A non-finite loss or gradient, more often than `train.max_nonfinite_skips` allows."""
+
+
+@dataclasses.dataclass
+class EvalSet:
+    """A fixed, seeded set of simulated validation pairs, sharded like a batch."""
+    lf: jax.Array        # (N, X, Y, Z/r)
+    target: jax.Array    # (N, X, Y, Z)
+
+
+def lf_batch_shape(config: ml_collections.ConfigDict, batch_size: int) -> tuple[int, int, int, int]:
+    x, y, z = config.data.patch_size_hf
+    factor = config.sim.factor
+    if z % factor:
+        raise UserError(f"data.patch_size_hf z={z} must be a multiple of sim.factor={factor}")
+    return batch_size, x, y, z // factor
+
+
+def prepare_workdir(config: ml_collections.ConfigDict, workdir: Path) -> None:
+    """Saves the resolved config; on resume, refuses a config that differs from the saved one."""
+    path = workdir / config_io.CONFIG_NAME
+    if path.exists():
+        saved = config_io.load_config(workdir)
+        if config_io.to_json(saved) != config_io.to_json(config):
+            raise UserError(f"{workdir} holds a run with a different config; resume with the same "
+                            f"config (see {path}) or choose a new --workdir")
+    elif jax.process_index() == 0:
+        config_io.save_config(config, workdir)
+
+
+def make_eval_set(config, mesh, margin: int) -> EvalSet:
+    """Simulates the validation patches once, with a key of their own."""
+    batch = pipeline.make_eval_batch(config.data, split="validation", num_patches=config.train.num_eval_patches,
+                                     slice_margin=margin, seed=config.seed)
+    batch = parallel.to_global({k: parallel.process_share(v) for k, v in batch.items()}, mesh)
+    key = jax.random.fold_in(jax.random.key(config.seed), 2**31 - 1)
+    lf, target, _ = jax.jit(lambda b: simulate_pairs(key, b, config.sim))(batch)
+    return EvalSet(lf=lf, target=target)
+
+
+def evaluate(state: TrainState, eval_set: EvalSet, predict) -> dict[str, float]:
+    """Validation loss, PSNR and SSIM (inside the brain, REFERENCE.md §6)."""
+    prediction = predict(state, eval_set.lf)
+    gather = lambda a: np.asarray(multihost_utils.process_allgather(a, tiled=True))
+    prediction, target = gather(prediction), gather(eval_set.target)
+    return {"loss": float(np.mean((prediction - target) ** 2)),
+            "psnr": float(np.mean([metrics.psnr(t, p) for t, p in zip(target, prediction)])),
+            "ssim": float(np.mean([metrics.ssim(t, p) for t, p in zip(target, prediction)]))}
+
+
+def save_figures(workdir: Path, state: TrainState, eval_set: EvalSet, predict, factor: int) -> None:
+    if jax.process_index() != 0:
+        return
+    lf = np.asarray(multihost_utils.process_allgather(eval_set.lf[:1], tiled=True))[0]
+    hf = np.asarray(multihost_utils.process_allgather(eval_set.target[:1], tiled=True))[0]
+    iqt = np.asarray(predict(state, eval_set.lf))[0]
+    figdir = workdir / "figures"
+    figures.save_comparison(figdir / "validation_patch.png", {
+        f"LF input (×{factor} slices)": (lf, float(factor)), "IQT": (iqt, 1.0), "HF truth": (hf, 1.0)},
+        title=f"validation patch at step {int(state.step)}")
+    figures.save_loss_curves(figdir / "loss_curves.png", read_jsonl(workdir / "metrics.jsonl"))
+
+
+def _stop_everywhere(stop: StopRequest) -> bool:
+    """Whether any process was asked to stop (all processes must agree)."""
+    if jax.process_count() == 1:
+        return bool(stop)
+    return bool(np.any(multihost_utils.process_allgather(np.int32(bool(stop)))))
+
+
+def _check_finite(step_metrics: dict, state: TrainState, step: int, max_skips: int) -> None:
+    if bool(step_metrics["finite"]):
+        return
+    theta = {k: np.asarray(v).round(4).tolist() for k, v in step_metrics["theta"].items()}
+    if int(state.skipped) > max_skips:
+        raise TrainingDiverged(
+            f"non-finite loss or gradient at step {step} (update not applied; the last checkpoint "
+            f"is intact); simulator parameters of that batch: {theta}")
+    logging.warning("step %d: non-finite loss or gradient, update skipped (%d of %d allowed)",
+                    step, int(state.skipped), max_skips)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict[str, float]:
+    """Trains (or resumes) the run in `workdir`; returns the last validation metrics."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    with workdir_lock(workdir, jax.process_index()), StopRequest() as stop:
+        return _train(config, workdir, stop)
+
+
+def _train(config: ml_collections.ConfigDict, workdir: Path, stop: StopRequest) -> dict[str, float]:
+    prepare_workdir(config, workdir)
+    mesh = parallel.make_mesh()
+    local_batch = parallel.check_global_batch(config.train.batch_size, mesh)
+    margin = simulators.required_margin(config.sim)
+    model = create_model(config.model, config.sim.factor)
+    optimizer = make_optimizer(config.train)
+    init = jax.jit(lambda k: create_train_state(k, model, optimizer, lf_batch_shape(config, 1)),
+                   out_shardings=parallel.replicated(mesh))
+    state = init(jax.random.key(config.seed))
+    data = pipeline.make_train_iterator(config.data, global_batch_size=config.train.batch_size,
+                                        slice_margin=margin, seed=config.seed,
+                                        process_index=jax.process_index(), process_count=jax.process_count())
+    checkpointer = checkpointing.Checkpointer(workdir, keep=config.train.keep_checkpoints)
+    restored = checkpointer.restore_latest(checkpointing.abstract_like(state, parallel.replicated(mesh)))
+    if restored is not None:
+        state, data_state, start = restored
+        data.set_state(data_state)
+        logging.info("resumed from %s at step %d", workdir / checkpointing.LATEST_DIR, start)
+    start = int(state.step)
+    writer = MetricWriter(workdir, resume_step=start, enabled=jax.process_index() == 0)
+    eval_set = make_eval_set(config, mesh, margin)
+    train_step, predict = make_steps(model, optimizer, config.sim, config.seed)
+    last_eval: dict[str, float] = {}
+    try:
+        last_eval = _loop(config, state, data, train_step, predict, eval_set, checkpointer, writer,
+                          stop, start, local_batch, mesh, workdir)
+    finally:
+        checkpointer.close()
+        writer.close()
+    return last_eval
+
+
+def _loop(config, state, data, train_step, predict, eval_set, checkpointer, writer, stop, start,
+          local_batch, mesh, workdir) -> dict[str, float]:
+    tc = config.train
+    last_eval: dict[str, float] = {}
+    bar = tqdm(total=tc.num_steps, initial=start, desc="train", unit="step", dynamic_ncols=True,
+               disable=jax.process_index() != 0 or not tc.progress_bar)
+    t0, window, stopping, step = time.perf_counter(), 0, False, start
+    for step in range(start + 1, tc.num_steps + 1):
+        batch = parallel.to_global(next(data), mesh)
+        state, m = train_step(state, batch)
+        _check_finite(m, state, step, tc.max_nonfinite_skips)
+        bar.update(1), bar.set_postfix(loss=f"{float(m['loss']):.4g}")
+        window += 1
+        if step % tc.log_every == 0:
+            rate = window / (time.perf_counter() - t0)
+            writer.write(step, "train", {"loss": m["loss"], "grad_norm": m["grad_norm"], "steps_per_s": rate,
+                                         "patches_per_s": rate * tc.batch_size,
+                                         **{f"theta_{k}": jnp.mean(v) for k, v in m["theta"].items()}})
+            t0, window = time.perf_counter(), 0
+        stopping = _stop_everywhere(stop)
+        if step % tc.eval_every == 0 or step == tc.num_steps:
+            last_eval = evaluate(state, eval_set, predict)
+            writer.write(step, "validation", last_eval)
+            checkpointer.save_if_best(step, state, data.get_state(), last_eval["loss"])
+            save_figures(workdir, state, eval_set, predict, config.sim.factor)
+        if step % tc.checkpoint_every == 0 or step == tc.num_steps or stopping:
+            checkpointer.save(step, state, data.get_state())
+        if stopping:
+            break
+    bar.close()
+    checkpointer.wait()
+    if stopping:
+        print(f"stopped by {stop.signal_name} after step {step}; checkpoint saved. "
+              f"Run the same command again to resume.", flush=True)
+    return last_eval

@@ -1,0 +1,43 @@
+"""The parts every training config is made of; config files pick and tune them.
+
+A config has five sections: `seed`, `data` (iqt.data.config), `sim`
+(simulators.default_config), `model` (iqt.models.default_config) and `train`
+(below). Every field can be overridden on the command line, e.g.
+`--config.train.batch_size=8` or `--config.sim.noise=rician`.
+"""
+from __future__ import annotations
+
+import ml_collections
+
+import simulators
+from iqt.data import config as data_config
+from iqt.models import default_config as model_config
+
+
+def train_config(**overrides) -> ml_collections.ConfigDict:
+    """Optimisation and bookkeeping, with the published defaults (REFERENCE.md §4)."""
+    c = ml_collections.ConfigDict()
+    c.batch_size = 32                 # global batch, split over every device of every host
+    c.num_steps = 100_000
+    c.learning_rate = 1e-3            # Adam
+    c.lr_decay_rate = 1e-6            # lr / (1 + decay · step)
+    c.log_every = 50
+    c.eval_every = 1000
+    c.num_eval_patches = 64
+    c.checkpoint_every = 1000
+    c.keep_checkpoints = 3
+    c.max_nonfinite_skips = 0         # 0: stop at the first non-finite loss or gradient
+    c.progress_bar = True
+    c.update(overrides)
+    return c
+
+
+def make_config(*, dataset: str, sequence: str, factor: int, seed: int = 0) -> ml_collections.ConfigDict:
+    """A full config at the published settings for `dataset`, `sequence` and `factor`."""
+    c = ml_collections.ConfigDict()
+    c.seed = seed
+    c.data = data_config.default_config(dataset)
+    c.sim = simulators.default_config(sequence, factor)
+    c.model = model_config()
+    c.train = train_config()
+    return c

@@ -1,0 +1,9 @@
+"""MPI-LEMON FLAIR, ×8 along slices (REFERENCE.md §4).
+
+Needs the LEMON data (manual download): python -m launch.build_data --dataset lemon --manual_dir DIR
+"""
+from launch.configs.common import make_config
+
+
+def get_config():
+    return make_config(dataset="lemon", sequence="FLAIR", factor=8)

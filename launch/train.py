@@ -1,0 +1,39 @@
+"""Train stochastic IQT: python -m launch.train --config launch/configs/demo.py --workdir runs/demo
+
+Multi-host (one command per host):
+  python -m launch.train --config ... --workdir gs://... --coordinator_address HOST:PORT \
+      --num_processes N --process_id I
+On TPU pods and SLURM, `jax.distributed.initialize()` finds the cluster from the
+environment when JAX_COORDINATOR_ADDRESS is set. Running the same command
+again with the same --workdir resumes from the latest checkpoint.
+"""
+import sys
+
+from absl import flags
+from ml_collections import config_flags
+
+from iqt import cli, parallel
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file (path.py or path.py:variant).")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Work directory: checkpoints, config.json, metrics, figures.")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", "", "host:port of process 0 (multi-host runs).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", 0, "Number of processes (multi-host runs).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", -1, "This process's index (multi-host runs).")
+
+
+def main(argv):
+    if _CONFIG.value is None or not _WORKDIR.value:
+        cli.fail("--config and --workdir are required")
+    parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    from iqt.train import TrainingDiverged, train_and_evaluate  # after distributed init
+    try:
+        result = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    except TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    if result:
+        print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in result.items()), flush=True)
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,23 @@
+"""Shared fixtures: small NIfTI files written with nibabel directly (not through iqt)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def tmp_nifti(tmp_path):
+    """Factory: `tmp_nifti(data, affine=None, name='image.nii.gz', dtype=None) -> Path`."""
+
+    def make(data, affine=None, name: str = "image.nii.gz", dtype=None) -> Path:
+        data = np.asarray(data)
+        image = nib.Nifti1Image(data, np.eye(4) if affine is None else np.asarray(affine))
+        image.set_data_dtype(data.dtype if dtype is None else dtype)
+        path = tmp_path / name
+        nib.save(image, path)
+        return path
+
+    return make
