@@ -75,9 +75,28 @@ def staged_output_dir(out_dir: str | os.PathLike, *, must_not_contain: Sequence[
         raise UserError(f"cannot write beside --out {out_dir}: {e.strerror}") from e
     try:
         yield staging
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private (0700)
         _move_into(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
+    """Yields a temporary path beside `path`; renames it to `path` on success."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror}") from e
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private (0600)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def _move_into(staging: Path, out_dir: Path) -> None:
@@ -89,3 +108,10 @@ def _move_into(staging: Path, out_dir: Path) -> None:
         target = out_dir / source.relative_to(staging)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, target)
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it, so set it back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -19,7 +19,7 @@ import krippendorff
 import numpy as np
 import pandas as pd
 
-from analysis.scores import ALL_READERS, SCORE_RANGE
+from analysis.scores import ALL_READERS, SCORE_RANGE, in_reading_order
 
 CATEGORIES = np.arange(SCORE_RANGE[0], SCORE_RANGE[1] + 1)
 AGREEMENT_COLUMNS = ["measure", "experiment", "criterion", "sequence", "image_type",
@@ -73,12 +73,13 @@ def agreement_table(scores: pd.DataFrame) -> pd.DataFrame:
     left out.
     """
     scored = scores.dropna(subset=["score"])
-    rows = [_alpha_row(key, group)
-            for key, group in scored.groupby(["experiment", "criterion", "sequence",
-                                              "image_type"], sort=True)]
-    for (experiment, criterion), group in scored.groupby(["experiment", "criterion"]):
-        rows.extend(_kappa_rows(experiment, criterion, group))
-    return pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
+    alphas = [_alpha_row(key, group) for key, group in
+              scored.groupby(["experiment", "criterion", "sequence", "image_type"])]
+    kappas = [row for (experiment, criterion), group in
+              scored.groupby(["experiment", "criterion"])
+              for row in _kappa_rows(experiment, criterion, group)]
+    return pd.concat([in_reading_order(pd.DataFrame(rows, columns=AGREEMENT_COLUMNS))
+                      for rows in (alphas, kappas)], ignore_index=True)
 
 
 def _alpha_row(key: tuple, group: pd.DataFrame) -> dict:

@@ -49,8 +49,8 @@ def resolve_pairing(pairing: str, experiment: int) -> str:
     return DESIGN_PAIRING[experiment] if pairing == "design" else pairing
 
 
-def tests_table(scores: pd.DataFrame, groups: Sequence[str], zero_method: str = "wilcox",
-                pairing: str = "design") -> pd.DataFrame:
+def signed_rank_tests(scores: pd.DataFrame, groups: Sequence[str],
+                      zero_method: str = "wilcox", pairing: str = "design") -> pd.DataFrame:
     """Wilcoxon signed-rank tests of IQT vs LF and IQT vs HF (columns TEST_COLUMNS).
 
     One row per experiment × reader group × criterion × sequence present in
@@ -58,12 +58,11 @@ def tests_table(scores: pd.DataFrame, groups: Sequence[str], zero_method: str = 
     where no non-zero difference is left.
     """
     rows = []
-    for group in groups:
-        chosen = select_group(scores, group)
-        for experiment in sorted(chosen["experiment"].unique()):
-            family = _family(chosen[chosen["experiment"] == experiment], group,
-                             zero_method, resolve_pairing(pairing, int(experiment)))
-            rows.extend(family)
+    for experiment in sorted(scores["experiment"].unique()):
+        for group in groups:
+            chosen = select_group(scores[scores["experiment"] == experiment], group)
+            rows.extend(_family(chosen, group, zero_method,
+                                resolve_pairing(pairing, int(experiment))))
     table = pd.DataFrame(rows, columns=TEST_COLUMNS)
     for _, family in table.groupby(["experiment", "reader_group"], sort=False):
         table.loc[family.index, "p_holm"] = holm(family["p_value"].to_numpy())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -68,7 +69,7 @@ def validate_scores(table: pd.DataFrame, source: str = "scores") -> pd.DataFrame
         raise UserError(f"{source}: no scores (the file has a header only)")
     lines = pd.Series(np.arange(len(table)) + 2, index=table.index)
 
-    def reject(bad: pd.Series, reason: str) -> None:
+    def reject(bad: pd.Series, reason: Callable[[pd.Series], str]) -> None:
         if bad.any():
             first = bad.to_numpy().nonzero()[0][0]
             raise UserError(f"{source}, line {lines.iloc[first]}: {reason(table.iloc[first])}")
@@ -110,3 +111,17 @@ def select_group(scores: pd.DataFrame, group: str) -> pd.DataFrame:
     if group == ALL_READERS:
         return scores
     return scores[scores["reader_group"] == group]
+
+
+def in_reading_order(table: pd.DataFrame, groups: Sequence[str] = ()) -> pd.DataFrame:
+    """Sorts rows by experiment, reader group (in `groups` order), criterion,
+    sequence and image type, each in its natural order; values outside the
+    natural order (e.g. 'all') come first. Columns that are absent are skipped."""
+    orders = {"experiment": list(EXPERIMENTS), "reader_group": list(groups),
+              "criterion": list(CRITERIA), "sequence": list(SEQUENCES),
+              "image_type": list(IMAGE_TYPES)}
+    present = [c for c in orders if c in table.columns]
+    ranks = {f"_rank_{c}": table[c].map({v: i for i, v in enumerate(orders[c])}).fillna(-1)
+             for c in present}
+    ranked = table.assign(**ranks).sort_values(list(ranks), kind="stable")
+    return ranked.drop(columns=list(ranks)).reset_index(drop=True)

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from analysis.scores import ALL_READERS, CRITERIA, IMAGE_TYPES, SEQUENCES, select_group
+from analysis.scores import IMAGE_TYPES, SEQUENCES, in_reading_order, select_group
 
 SUMMARY_COLUMNS = ["experiment", "reader_group", "criterion", "sequence", "image_type",
                    "n", "mean", "sd", "median", "pct_vs_LF"]
@@ -34,7 +34,7 @@ def summary_table(scores: pd.DataFrame, groups: Sequence[str]) -> pd.DataFrame:
     if table.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     table["pct_vs_LF"] = percent_difference(table, reference="LF")
-    return _in_reading_order(table, groups)[SUMMARY_COLUMNS]
+    return in_reading_order(table, groups)[SUMMARY_COLUMNS]
 
 
 def percent_difference(table: pd.DataFrame, reference: str) -> pd.Series:
@@ -53,14 +53,3 @@ def stratum_means(summary: pd.DataFrame, experiment: int, group: str, criterion:
     wide = panel.pivot(index="sequence", columns="image_type", values=["mean", "sd"])
     return wide.reindex(index=list(SEQUENCES)).reindex(
         columns=pd.MultiIndex.from_product([["mean", "sd"], IMAGE_TYPES]))
-
-
-def _in_reading_order(table: pd.DataFrame, groups: Sequence[str]) -> pd.DataFrame:
-    """Sorts rows by experiment, group (as given), criterion, sequence, image type."""
-    orders = {"reader_group": list(groups), "criterion": list(CRITERIA),
-              "sequence": list(SEQUENCES), "image_type": list(IMAGE_TYPES)}
-    keys = {c: table[c].map({v: i for i, v in enumerate(order)}) for c, order in orders.items()}
-    ranked = table.assign(**{f"_{c}": k for c, k in keys.items()})
-    ranked = ranked.sort_values(["experiment"] + [f"_{c}" for c in orders], kind="stable")
-    return ranked.drop(columns=[f"_{c}" for c in orders]).reset_index(drop=True)
-

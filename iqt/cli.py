@@ -15,6 +15,7 @@ from absl import flags
 from iqt.errors import UserError
 
 USAGE_ERROR = 2
+HELP_FLAGS = ("-h", "--help", "--helpshort", "--helpfull")
 
 
 def fail(message: str) -> NoReturn:
@@ -24,9 +25,18 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(USAGE_ERROR)
 
 
+def print_help() -> None:
+    """Prints the entry point's docstring and its flags on stdout."""
+    doc = (getattr(sys.modules.get("__main__"), "__doc__", None) or "").strip()
+    print("\n\n".join(part for part in (doc, flags.FLAGS.main_module_help().strip()) if part))
+
+
 def run(main: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None) -> None:
     """Parses absl flags and runs `main`, mapping user errors to exit status 2."""
     argv = list(sys.argv if argv is None else argv)
+    if any(arg in HELP_FLAGS for arg in argv[1:]):
+        print_help()
+        raise SystemExit(0)
     try:
         remaining = flags.FLAGS(argv)
     except flags.Error as e:

@@ -8,13 +8,21 @@ from pathlib import Path
 from typing import Iterator
 
 
+def _new_file_mode() -> int:
+    """The mode `open()` gives a new file: 0o666 less the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yields a temporary path beside `path`; renames it to `path` on success.
 
     The temporary name keeps the full suffix (e.g. `.nii.gz`) so that writers
     that look at the extension behave. On any exception the temporary file is
-    removed and `path` is left untouched.
+    removed and `path` is left untouched. The file gets the permissions a
+    plain `open()` would give it (`mkstemp` alone would make it owner-only).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -24,6 +32,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        os.chmod(tmp, _new_file_mode())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

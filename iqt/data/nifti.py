@@ -84,12 +84,14 @@ def load_volume(path: str | os.PathLike, *, name: str = "image") -> Volume:
     except _READ_ERRORS as e:
         raise UserError(f"{name} {path} is not a readable NIfTI file ({_one_line(e)})") from None
     if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
-        raise UserError(f"{name} {path} is a {type(image).__name__}, not a NIfTI file (.nii or .nii.gz)")
+        raise UserError(f"{name} {path} is a {type(image).__name__}, "
+                        f"not a NIfTI file (.nii or .nii.gz)")
     shape = _spatial_shape(image.shape, name, path)
     try:
         data = np.asarray(image.get_fdata(dtype=np.float32)).reshape(shape)
     except _READ_ERRORS as e:
-        raise UserError(f"{name} {path} is truncated or corrupt: its voxels cannot be read ({_one_line(e)})") from None
+        raise UserError(f"{name} {path} is truncated or corrupt: its voxels cannot be read "
+                        f"({_one_line(e)})") from None
     n_bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
     if n_bad:
         raise UserError(f"{name} {path} has {n_bad} non-finite voxels (NaN or inf); "
@@ -104,7 +106,8 @@ def save_volume(path: str | os.PathLike, data: np.ndarray, affine: np.ndarray,
 
     The new affine, shape and dtype replace the header's; its qform/sform codes
     and xyzt units are kept (if both codes are 0 the affine is stored in the
-    sform as 'aligned', since otherwise it would be lost); scaling is reset.
+    sform as 'aligned', since otherwise it would be lost; unknown spatial
+    units become mm); scaling (scl_slope/inter) and cal_min/max are reset.
     """
     data = np.asarray(data, dtype=np.float32)
     affine = np.asarray(affine, dtype=np.float64)
@@ -186,8 +189,9 @@ def hf_affine_from_lf(lf_affine: np.ndarray, factor: int, slice_axis: int = 2) -
 def describe(volume: Volume, slice_axis: int | None = None) -> str:
     """Human-readable lines: shape, voxel sizes (mm), orientation, slice axis, intensities."""
     sizes = volume.voxel_sizes_mm
+    how = "detected" if slice_axis is None else "given"
     try:
-        axis = f"{find_slice_axis(sizes, slice_axis)} ({'given' if slice_axis is not None else 'detected'})"
+        axis = f"{find_slice_axis(sizes, slice_axis)} ({how})"
     except UserError:
         if slice_axis is not None:
             raise

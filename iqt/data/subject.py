@@ -10,6 +10,7 @@ from iqt.data.nifti import Volume, check_same_grid, load_volume, voxel_sizes_fro
 from iqt.errors import UserError
 
 TISSUES = ("gm", "wm", "csf")
+OVERSHOOT = 0.1  # interpolated maps may stray this far outside [0, 1]; it is clipped
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -30,20 +31,22 @@ def tissue_probability(volume: Volume, name: str, path: str | os.PathLike) -> np
     """A tissue map as probabilities in [0, 1].
 
     Maps stored as integers 0-255 (e.g. the MNI152 maps) are divided by 255;
-    values are then clipped to [0, 1] (small negative values and overshoots
-    above 1 come from interpolation).
+    values are then clipped to [0, 1] (overshoots up to `OVERSHOOT` come from
+    interpolation; anything further out is a `UserError`).
     """
     data = volume.data
     stored_as_integers = np.issubdtype(volume.header.get_data_dtype(), np.integer)
     if stored_as_integers and float(data.max()) > 1.0:
-        if float(data.max()) > 255.0:
-            raise UserError(f"{name} {path} holds values up to {data.max():g}; "
-                            f"expected probabilities in [0, 1] or 0-255")
         data = data / np.float32(255.0)
+    low, high = float(data.min()), float(data.max())
+    if low < -OVERSHOOT or high > 1.0 + OVERSHOOT:
+        raise UserError(f"{name} {path} holds values from {low:g} to {high:g}; expected "
+                        f"probabilities in [0, 1] (or integers 0-255)")
     return np.clip(data, 0.0, 1.0).astype(np.float32)
 
 
-def load_subject(subject_id: str, image_path: str | os.PathLike, gm_path: str | os.PathLike | None = None,
+def load_subject(subject_id: str, image_path: str | os.PathLike,
+                 gm_path: str | os.PathLike | None = None,
                  wm_path: str | os.PathLike | None = None,
                  csf_path: str | os.PathLike | None = None) -> Subject:
     """Loads an image and its three tissue maps; all must share one grid."""

@@ -13,21 +13,29 @@ GM + WM > 1 has both rescaled by 1 / (GM + WM) (a no-op for nilearn 0.14.1).
 from __future__ import annotations
 
 import functools
-import importlib.resources
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 
 from iqt.data.nifti import check_same_grid, load_volume
 from iqt.data.subject import Subject, tissue_probability
+from iqt.errors import UserError
 
 TEMPLATE_ID = "mni152_2009a"
 _FILE_PATTERN = "mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz"
 
 
 def template_path(kind: str) -> Path:
-    """Path of nilearn's shipped MNI152 2009a file; `kind` is 't1', 'gm' or 'wm'."""
-    return Path(str(importlib.resources.files("nilearn.datasets") / "data" / _FILE_PATTERN.format(kind)))
+    """Path of nilearn's shipped MNI152 2009a file; `kind` is 't1', 'gm' or 'wm'.
+
+    Found without importing nilearn (whose import is slow and not needed).
+    """
+    spec = importlib.util.find_spec("nilearn")
+    if spec is None or spec.origin is None:
+        raise UserError("the nilearn package is not installed; it ships the default MNI152 "
+                        "template (pip install nilearn)")
+    return Path(spec.origin).parent / "datasets" / "data" / _FILE_PATTERN.format(kind)
 
 
 def csf_from_brain(brain_mask: np.ndarray, gm: np.ndarray, wm: np.ndarray) -> np.ndarray:

@@ -188,6 +188,13 @@ def test_writer_that_raises_leaves_no_file_and_keeps_the_old_one(tmp_path, monke
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nii.gz"]
 
 
+def test_saved_file_has_the_permissions_of_a_plainly_created_file(tmp_path):
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(b"")
+    nifti.save_volume(tmp_path / "saved.nii.gz", np.zeros((2, 2, 2)), np.eye(4))
+    assert (tmp_path / "saved.nii.gz").stat().st_mode == plain.stat().st_mode
+
+
 def test_exception_inside_atomic_path_leaves_no_file(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         with atomic_path(tmp_path / "out.nii.gz") as tmp:
@@ -238,6 +245,9 @@ def test_load_subject_scales_uint8_maps(tmp_nifti):
     subject = load_subject("s01", image, gm, wm, csf)
     assert subject.tissue.shape == (2, 2, 2, 3) and subject.tissue.dtype == np.float32
     np.testing.assert_allclose(subject.tissue[0, 0, 0], [1.0, 0.2, 1.0], rtol=1e-6)
+    percent = tmp_nifti(np.full((2, 2, 2), 80.0, np.float32), name="csf_percent.nii.gz")
+    with pytest.raises(UserError, match=r"CSF map .*csf_percent\.nii\.gz holds values from 80"):
+        load_subject("s01", image, gm, wm, percent)
 
 
 # --- slice axis and the slice convention -------------------------------------
@@ -281,3 +291,11 @@ def test_lf_and_hf_affines_are_inverses_and_follow_the_convention(factor, slice_
         np.testing.assert_allclose(lf @ lf_voxel, hf @ hf_voxel, atol=1e-9)
     np.testing.assert_allclose(nifti.voxel_sizes_from_affine(lf)[slice_axis],
                                factor * (0.7, 0.8, 0.9)[slice_axis])
+
+
+def test_describe_reports_an_ambiguous_slice_axis_without_failing():
+    volume = nifti.Volume(np.arange(8, dtype=np.float32).reshape(2, 2, 2), np.eye(4), nib.Nifti1Header())
+    lines = nifti.describe(volume).splitlines()
+    assert lines[0] == "shape: 2 x 2 x 2" and lines[-1] == "intensity range: 0 to 7"
+    assert lines[3].startswith("slice axis: none stands out") and "--slice_axis" in lines[3]
+    assert nifti.describe(volume, slice_axis=1).splitlines()[3] == "slice axis: 1 (given)"

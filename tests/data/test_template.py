@@ -1,10 +1,13 @@
 """iqt.data.template: the MNI152 2009a template read from nilearn's shipped files."""
 from __future__ import annotations
 
+import importlib.metadata
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
-import nilearn
 import numpy as np
 import pytest
 
@@ -27,10 +30,32 @@ def raw():
 
 
 def test_files_come_from_the_installed_nilearn_package():
+    shipped = {str(f.locate().resolve()) for f in importlib.metadata.files("nilearn")
+               if f.name.startswith("mni_icbm152_")}
     for kind in ("t1", "gm", "wm"):
         path = template.template_path(kind)
-        assert path.is_file()
-        assert Path(nilearn.__file__).parent in path.parents
+        assert path.is_file() and str(path.resolve()) in shipped
+
+
+OFFLINE_LOAD = """
+import socket, sys
+def refuse(*args, **kwargs):
+    raise OSError("network access attempted")
+socket.socket.connect = socket.socket.connect_ex = refuse
+socket.create_connection = socket.getaddrinfo = refuse
+from iqt.data.template import load_template
+print(load_template().image.shape)
+print(sorted(m for m in sys.modules if m.split('.')[0] == 'nilearn'))
+"""
+
+
+def test_loads_offline_without_importing_nilearn():
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-c", OFFLINE_LOAD], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == [str(SHAPE), "[]"]
 
 
 def test_shapes_dtypes_and_affine(subject, raw):
