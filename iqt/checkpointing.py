@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,20 @@ import orbax.checkpoint as ocp
 from iqt.errors import UserError
 
 LATEST_DIR, BEST_DIR = "checkpoints", "best"
+TMP_MARKER = ".orbax-checkpoint-tmp"  # how orbax names a checkpoint still being written
 
 
 def _manager(directory: Path, options: ocp.CheckpointManagerOptions) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(directory.absolute(), options=options, item_names=("state", "data"))
+
+
+def discard_incomplete(directory: Path) -> list[str]:
+    """Removes (and reports) checkpoints whose save was interrupted before completion."""
+    found = sorted(p for p in directory.glob("*") if TMP_MARKER in p.name) if directory.is_dir() else []
+    for path in found:
+        logging.warning("ignoring incomplete checkpoint %s (its save was interrupted)", path)
+        shutil.rmtree(path, ignore_errors=True)
+    return [p.name for p in found]
 
 
 class Checkpointer:
@@ -32,6 +43,9 @@ class Checkpointer:
 
     def __init__(self, workdir: str | os.PathLike, *, keep: int = 3, read_only: bool = False):
         workdir = Path(workdir)
+        if not read_only and jax.process_index() == 0:
+            for sub in (LATEST_DIR, BEST_DIR):
+                discard_incomplete(workdir / sub)
         self.latest = _manager(workdir / LATEST_DIR, ocp.CheckpointManagerOptions(
             max_to_keep=keep, read_only=read_only, create=not read_only))
         self.best = _manager(workdir / BEST_DIR, ocp.CheckpointManagerOptions(
@@ -75,8 +89,10 @@ def restore_newest(manager: ocp.CheckpointManager, abstract_state: Any,
             restored = manager.restore(step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
         except Exception as e:  # a damaged or partial checkpoint: fall back to an older one
-            logging.warning("checkpoint %s/%d is unreadable (%s: %s); trying an older one",
-                            manager.directory, step, type(e).__name__, str(e).splitlines()[0][:200])
+            message = (f"checkpoint {manager.directory}/{step} is unreadable "
+                       f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+                       f"falling back to an older one")
+            logging.warning(message)
             continue
         return restored["state"], restored["data"], step
     return None

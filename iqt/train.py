@@ -35,6 +35,10 @@ class TrainingDiverged(RuntimeError):
     """A non-finite loss or gradient, more often than `train.max_nonfinite_skips` allows."""
 
 
+class CheckpointSaveError(RuntimeError):
+    """A checkpoint could not be written (disk full, permission denied, ...)."""
+
+
 @dataclasses.dataclass
 class EvalSet:
     """A fixed, seeded set of simulated validation pairs, sharded like a batch."""
@@ -50,15 +54,25 @@ def lf_batch_shape(config: ml_collections.ConfigDict, batch_size: int) -> tuple[
     return batch_size, x, y, z // factor
 
 
+# Fields a resumed run may change: how long to train and how to show progress.
+RESUMABLE_FIELDS = ("num_steps", "progress_bar")
+
+
+def _comparable(config: ml_collections.ConfigDict) -> str:
+    config = ml_collections.ConfigDict(config.to_dict())
+    for name in RESUMABLE_FIELDS:
+        config.train[name] = None
+    return config_io.to_json(config)
+
+
 def prepare_workdir(config: ml_collections.ConfigDict, workdir: Path) -> None:
-    """Saves the resolved config; on resume, refuses a config that differs from the saved one."""
+    """Saves the resolved config; on resume, refuses one that differs in more than
+    `train.num_steps` or `train.progress_bar` from the saved one."""
     path = workdir / config_io.CONFIG_NAME
-    if path.exists():
-        saved = config_io.load_config(workdir)
-        if config_io.to_json(saved) != config_io.to_json(config):
-            raise UserError(f"{workdir} holds a run with a different config; resume with the same "
-                            f"config (see {path}) or choose a new --workdir")
-    elif jax.process_index() == 0:
+    if path.exists() and _comparable(config_io.load_config(workdir)) != _comparable(config):
+        raise UserError(f"{workdir} holds a run with a different config; resume with the same "
+                        f"config (see {path}) or choose a new --workdir")
+    if jax.process_index() == 0:
         config_io.save_config(config, workdir)
 
 
@@ -82,12 +96,17 @@ def evaluate(state: TrainState, eval_set: EvalSet, predict) -> dict[str, float]:
             "ssim": float(np.mean([metrics.ssim(t, p) for t, p in zip(target, prediction)]))}
 
 
+def _first_of(array: jax.Array) -> np.ndarray:
+    """The first sample of a batch-sharded array (a collective: every process calls it)."""
+    return np.asarray(multihost_utils.process_allgather(array, tiled=True))[0]
+
+
 def save_figures(workdir: Path, state: TrainState, eval_set: EvalSet, predict, factor: int) -> None:
+    """LF | IQT | HF for the first validation patch, and the loss curves, by process 0."""
+    lf, hf = _first_of(eval_set.lf), _first_of(eval_set.target)
+    iqt = _first_of(predict(state, eval_set.lf))
     if jax.process_index() != 0:
         return
-    lf = np.asarray(multihost_utils.process_allgather(eval_set.lf[:1], tiled=True))[0]
-    hf = np.asarray(multihost_utils.process_allgather(eval_set.target[:1], tiled=True))[0]
-    iqt = np.asarray(predict(state, eval_set.lf))[0]
     figdir = workdir / "figures"
     figures.save_comparison(figdir / "validation_patch.png", {
         f"LF input (×{factor} slices)": (lf, float(factor)), "IQT": (iqt, 1.0), "HF truth": (hf, 1.0)},
@@ -155,6 +174,19 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, stop: StopRequest) 
     return last_eval
 
 
+def _save(checkpointer, step, state, data) -> None:
+    """Saves (step given) or waits for pending saves (step None); storage errors fail loudly."""
+    try:
+        if step is not None:
+            checkpointer.save(step, state, data.get_state())
+        else:
+            checkpointer.wait()
+    except OSError as e:
+        raise CheckpointSaveError(f"could not write a checkpoint: {e}; the previous checkpoint "
+                                  f"is intact, free space or fix permissions and run the same "
+                                  f"command to resume") from e
+
+
 def _loop(config, state, data, train_step, predict, eval_set, checkpointer, writer, stop, start,
           local_batch, mesh, workdir) -> dict[str, float]:
     tc = config.train
@@ -181,11 +213,11 @@ def _loop(config, state, data, train_step, predict, eval_set, checkpointer, writ
             checkpointer.save_if_best(step, state, data.get_state(), last_eval["loss"])
             save_figures(workdir, state, eval_set, predict, config.sim.factor)
         if step % tc.checkpoint_every == 0 or step == tc.num_steps or stopping:
-            checkpointer.save(step, state, data.get_state())
+            _save(checkpointer, step, state, data)
         if stopping:
             break
     bar.close()
-    checkpointer.wait()
+    _save(checkpointer, None, state, data)
     if stopping:
         print(f"stopped by {stop.signal_name} after step {step}; checkpoint saved. "
               f"Run the same command again to resume.", flush=True)

@@ -27,16 +27,17 @@ def test_config_round_trips_through_config_json(path, tmp_path):
     config = _load(str(path))
     config_io.save_config(config, tmp_path)
     restored = config_io.load_config(tmp_path)
+    config.unlock()  # config_flags locks what it loads; equality also compares the lock
     assert restored == config
     assert config_io.to_json(restored) == config_io.to_json(config)
 
 
-def test_variant_and_command_line_overrides():
-    tiny = _load(f"{ROOT}/launch/configs/demo.py:tiny", "--config.train.batch_size=2",
-                 "--config.model.base_features=3")
-    default = _load(f"{ROOT}/launch/configs/demo.py")
-    assert tiny.train.batch_size == 2 and tiny.model.base_features == 3
+def test_variants_resolve():
+    # Command-line overrides (--config.train.num_steps=3) are exercised through the real
+    # entry point in tests/training, which checks that the overridden run takes 3 steps.
+    tiny, default = _load(f"{ROOT}/launch/configs/demo.py:tiny"), _load(f"{ROOT}/launch/configs/demo.py")
     assert tiny.train.num_steps < default.train.num_steps
+    assert tiny.model.base_features < default.model.base_features
 
 
 def test_corrupt_config_json_is_a_clear_error(tmp_path):

@@ -32,12 +32,14 @@ def train_config(**overrides) -> ml_collections.ConfigDict:
     return c
 
 
-def make_config(*, dataset: str, sequence: str, factor: int, seed: int = 0) -> ml_collections.ConfigDict:
-    """A full config at the published settings for `dataset`, `sequence` and `factor`."""
+def make_config(*, dataset: str, sequence: str, factor: int, hf_voxel_mm: float,
+                seed: int = 0) -> ml_collections.ConfigDict:
+    """A full config at the published settings for `dataset`, `sequence` and `factor`;
+    `hf_voxel_mm` is the training data's voxel size along the slice axis."""
     c = ml_collections.ConfigDict()
     c.seed = seed
     c.data = data_config.default_config(dataset)
-    c.sim = simulators.default_config(sequence, factor)
+    c.sim = simulators.default_config(sequence, factor, hf_voxel_mm=hf_voxel_mm)
     c.model = model_config()
     c.train = train_config()
     return c

@@ -10,7 +10,7 @@ from launch.configs.common import make_config
 
 
 def get_config(variant: str = "default"):
-    c = make_config(dataset="iqt_template", sequence="T1w", factor=8)
+    c = make_config(dataset="iqt_template", sequence="T1w", factor=8, hf_voxel_mm=1.0)
     c.model.base_features = 8
     c.model.levels = 4
     c.train.batch_size = 8

@@ -6,4 +6,4 @@ from launch.configs.common import make_config
 
 
 def get_config():
-    return make_config(dataset="hcp/t1w", sequence="T1w", factor=4)
+    return make_config(dataset="hcp/t1w", sequence="T1w", factor=4, hf_voxel_mm=0.7)

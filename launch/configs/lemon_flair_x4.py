@@ -6,4 +6,4 @@ from launch.configs.common import make_config
 
 
 def get_config():
-    return make_config(dataset="lemon", sequence="FLAIR", factor=4)
+    return make_config(dataset="lemon", sequence="FLAIR", factor=4, hf_voxel_mm=1.0)

@@ -1,0 +1,64 @@
+"""`iqt_template`: the embedded default dataset, the MNI152 2009a template as three slabs.
+
+One subject (`iqt.data.template.load_template()`, 197 x 233 x 189 voxels at
+1 mm, RAS) is cut along the anterior-posterior axis y into three disjoint
+slabs, each keeping the full x (left-right) and z (slice, inferior-superior)
+extent:
+
+| split | y indices (voxels) | size | brain slices (tissue sum > 0.5) |
+| --- | --- | --- | --- |
+| train | [0, 129) | 197 x 129 x 189 | y 27-128, posterior |
+| validation | [129, 161) | 197 x 32 x 189 | y 129-160 |
+| test | [161, 233) | 197 x 72 x 189 | y 161-207, anterior |
+
+The robust scale and the tissue means are those of the whole template, so all
+three slabs share one intensity normalisation. Each slab's affine is the
+template's with the origin moved to the slab's first y voxel. The test slab
+is large enough for whole-volume evaluation with 32^3 patches.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from iqt.data import template
+from iqt.data.datasets import common
+
+SLABS_Y = {"train": (0, 129), "validation": (129, 161), "test": (161, 233)}
+
+
+def slab_affine(affine: np.ndarray, y_start: int) -> np.ndarray:
+    """The affine of the sub-volume that starts at voxel y = `y_start`."""
+    shifted = np.array(affine, dtype=np.float64)
+    shifted[:3, 3] += y_start * shifted[:3, 1]
+    return shifted
+
+
+def slab_examples() -> dict[str, dict]:
+    """The three slab examples, keyed by split."""
+    subject = template.load_template()
+    image, scale, means = common.normalised_parts(subject)
+    examples = {}
+    for split, (start, stop) in SLABS_Y.items():
+        subject_id = f"{template.TEMPLATE_ID}_y{start}-{stop}"
+        examples[split] = common.encode(subject_id, image[:, start:stop], subject.tissue[:, start:stop],
+                                        slab_affine(subject.affine, start), scale, means)
+    return examples
+
+
+class IqtTemplate(common.IqtBuilder):
+    """The MNI152 2009a template (from nilearn's files) as train/validation/test slabs along y."""
+
+    BUILDER_CONFIGS = [tfds.core.BuilderConfig(name="mni152_2009a", description=__doc__)]
+
+    def _plan(self, dl_manager):
+        del dl_manager
+        cache = {}
+
+        def load(split):
+            if not cache:
+                cache.update(slab_examples())
+            return cache.pop(split)
+
+        return {split: [(f"{template.TEMPLATE_ID}_y{a}-{b}", lambda s=split: load(s))]
+                for split, (a, b) in SLABS_Y.items()}

@@ -1,0 +1,72 @@
+"""Networks that turn LF patches into HF patches: the ANISO U-Net and the SR U-Net baseline.
+
+    model = create_model(config.model, factor=8)
+    variables = model.init(key, lf, train=False)            # lf: (B, X, Y, Z_lf, 1)
+    hf, updates = model.apply(variables, lf, train=True, mutable=["batch_stats"])
+    hf = model.apply(variables, lf, train=False)              # (B, X, Y, 8·Z_lf, 1)
+
+Valid patch sizes per factor: see `schedule` (e.g. ×8: (32, 32, 4) → (32, 32, 32)).
+"""
+from __future__ import annotations
+
+import jax.numpy as jnp
+import ml_collections
+
+from iqt.models import conv_impl
+from iqt.models import schedule
+from iqt.models.schedule import ArchitectureError, input_shape_lf, level_schedule
+from iqt.models.unet import SliceUNet
+
+__all__ = ["ArchitectureError", "SliceUNet", "create_model", "default_config", "input_multiple",
+           "input_shape_lf", "level_schedule"]
+
+MODEL_NAMES = {"aniso_unet": "aniso", "sr_unet": "sr"}
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The `model` section of a training config (the published ×8 network)."""
+    c = ml_collections.ConfigDict()
+    c.name = "aniso_unet"            # 'aniso_unet' | 'sr_unet'
+    c.base_features = 16             # channels of level 1; level l has base·P_l
+    c.levels = 5                     # encoder levels including the bottleneck
+    c.compute_dtype = "float32"      # 'float32' | 'bfloat16' (parameters stay float32)
+    c.conv_impl = "auto"             # 'auto' | 'xla' | 'cpu_fast' (auto: cpu_fast on CPU)
+    c.decoder_bottleneck_core = True  # False: the peers' variant without the decoder's first block
+    return c
+
+
+def _choice(config: ml_collections.ConfigDict, key: str, allowed) -> str:
+    value = config[key]
+    if value not in allowed:
+        raise ArchitectureError(f"model.{key} must be one of {sorted(allowed)}, got {value!r}")
+    return value
+
+
+def _factor(factor) -> int:
+    if int(factor) != factor:
+        raise ArchitectureError(f"upsampling factor must be an integer, got {factor!r}")
+    return int(factor)
+
+
+def input_multiple(model_config: ml_collections.ConfigDict, factor: int) -> tuple[int, int, int]:
+    """LF inputs (X, Y, Z_lf) of this network must be multiples of these (e.g. ×8, 5 levels: 16, 16, 2)."""
+    return schedule.input_multiple(_factor(factor), int(model_config.levels))
+
+
+def create_model(model_config: ml_collections.ConfigDict, factor: int) -> SliceUNet:
+    """The network for an upsampling `factor` along the slice axis; validates the config."""
+    name = _choice(model_config, "name", MODEL_NAMES)
+    dtype = _choice(model_config, "compute_dtype", COMPUTE_DTYPES)
+    impl = _choice(model_config, "conv_impl", ("auto",) + conv_impl.IMPLS)
+    factor = _factor(factor)
+    level_schedule(factor, int(model_config.levels), int(model_config.base_features))
+    return SliceUNet(
+        factor=factor,
+        base_features=int(model_config.base_features),
+        levels=int(model_config.levels),
+        style=MODEL_NAMES[name],
+        decoder_bottleneck_core=bool(model_config.get("decoder_bottleneck_core", True)),
+        impl=conv_impl.resolve_impl(impl),
+        dtype=COMPUTE_DTYPES[dtype],
+    )

@@ -1,0 +1,89 @@
+"""The network's layers, with one parameter tree whatever the convolution formulation.
+
+`Conv3D` and `ConvTransposeKernelEqStride` hold 'kernel' (kx, ky, kz, C_in, C_out)
+and 'bias' (C_out,) in float32, as `flax.linen.Conv` names and shapes them;
+`impl` ('xla' or 'cpu_fast', see `conv_impl`) changes only how they compute,
+so a checkpoint trained on a GPU runs on a CPU and back. Kernels are
+Glorot-uniform and biases zero (the Keras defaults of the reference model);
+`dtype` is the compute dtype (float32 or bfloat16), parameters stay float32.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from iqt.models import conv_impl
+
+Dtype = Any
+KERAS_BN_MOMENTUM = 0.99
+KERAS_BN_EPSILON = 1e-3
+
+
+def glorot_uniform(key: jax.Array, shape: tuple[int, ...], dtype: Dtype = jnp.float32) -> jax.Array:
+    """Glorot-uniform kernels, U(±sqrt(6 / (fan_in + fan_out))) with the receptive field counted.
+
+    Drawn with the non-partitionable threefry: on XLA:CPU the partitionable one
+    (the default) makes compiling an initialisation of this network take minutes.
+    """
+    with jax.threefry_partitionable(False):
+        return nn.initializers.glorot_uniform()(key, shape, dtype)
+
+
+class Conv3D(nn.Module):
+    """Stride-1 'same' 3-D convolution with bias, (B, X, Y, Z, C_in) → (B, X, Y, Z, features)."""
+
+    features: int
+    kernel_size: tuple[int, int, int] = (3, 3, 3)
+    impl: str = "xla"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        shape = (*self.kernel_size, x.shape[-1], self.features)
+        kernel = self.param("kernel", glorot_uniform, shape, jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+        y = conv_impl.conv3d_same(x.astype(self.dtype), kernel.astype(self.dtype), self.impl)
+        return y + bias.astype(self.dtype)
+
+
+class ConvTransposeKernelEqStride(nn.Module):
+    """Transposed 3-D convolution with kernel = stride = `strides`: upsamples each axis by it."""
+
+    features: int
+    strides: tuple[int, int, int]
+    impl: str = "xla"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        shape = (*self.strides, x.shape[-1], self.features)
+        kernel = self.param("kernel", glorot_uniform, shape, jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+        y = conv_impl.conv_transpose_kernel_eq_stride(
+            x.astype(self.dtype), kernel.astype(self.dtype), self.impl)
+        return y + bias.astype(self.dtype)
+
+
+def batch_norm(train: bool, dtype: Dtype, name: str | None = None) -> nn.BatchNorm:
+    """Keras-default BatchNorm (momentum 0.99, epsilon 1e-3) over all axes but channels.
+
+    Training normalises with the statistics of the whole batch it is given (under
+    `jax.jit` with a batch-sharded input that is the global batch) and updates the
+    running averages in 'batch_stats'; evaluation uses the running averages.
+    """
+    return nn.BatchNorm(use_running_average=not train, momentum=KERAS_BN_MOMENTUM,
+                        epsilon=KERAS_BN_EPSILON, dtype=dtype, param_dtype=jnp.float32,
+                        use_fast_variance=False, name=name)
+
+
+def max_pool(x: jax.Array, window: tuple[int, int, int]) -> jax.Array:
+    """Non-overlapping max-pool (window = stride), (B, X, Y, Z, C) → (B, X/wx, Y/wy, Z/wz, C).
+
+    `lax.reduce_window`, whose gradient goes to one maximum per window chosen in a
+    single pass (`jnp.max` over a reshape splits it by an equality test instead,
+    which XLA's recomputation in separate fusions can break on tied values).
+    """
+    return nn.max_pool(x, window, strides=window, padding="VALID")
