@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
 from iqt.errors import UserError
 
@@ -73,29 +75,48 @@ class Checkpointer:
         self.best.close()
 
     def restore_latest(self, abstract_state: Any) -> tuple[Any, dict, int] | None:
-        """The newest readable checkpoint as (state, data_state, step), or None if none."""
-        return restore_newest(self.latest, abstract_state)
+        """The newest readable checkpoint as (state, data_state, step), or None if none.
+
+        Damaged checkpoints newer than it are moved to `WORKDIR/damaged/` (kept
+        for inspection), so that the resumed run can save those steps again.
+        """
+        found, damaged = restore_newest(self.latest, abstract_state)
+        if damaged and jax.process_index() == 0:
+            quarantine = Path(self.latest.directory).parent / "damaged"
+            quarantine.mkdir(exist_ok=True)
+            for step in damaged:
+                target = quarantine / f"{LATEST_DIR}-{step}-{int(time.time())}"
+                shutil.move(str(Path(self.latest.directory) / str(step)), target)
+                logging.warning("moved the damaged checkpoint of step %d to %s", step, target)
+        if damaged:
+            multihost_utils.sync_global_devices("iqt_quarantine_damaged_checkpoints")
+            self.latest.reload()
+        return found
 
 
 def _save_args(state: Any, data_state: dict) -> ocp.args.Composite:
     return ocp.args.Composite(state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state))
 
 
-def restore_newest(manager: ocp.CheckpointManager, abstract_state: Any,
-                   steps: list[int] | None = None) -> tuple[Any, dict, int] | None:
-    """Tries `steps` (default: all, newest first); skips damaged checkpoints with a warning."""
+def restore_newest(manager: ocp.CheckpointManager, abstract_state: Any, steps: list[int] | None = None
+                   ) -> tuple[tuple[Any, dict, int] | None, list[int]]:
+    """Tries `steps` (default: all, newest first), skipping damaged checkpoints with a warning.
+
+    Returns ((state, data_state, step) or None, the damaged steps that were skipped).
+    """
+    damaged = []
     for step in steps if steps is not None else sorted(manager.all_steps(), reverse=True):
         try:
             restored = manager.restore(step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
         except Exception as e:  # a damaged or partial checkpoint: fall back to an older one
-            message = (f"checkpoint {manager.directory}/{step} is unreadable "
-                       f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
-                       f"falling back to an older one")
-            logging.warning(message)
+            first_line = str(e).splitlines()[0][:200] if str(e) else ""
+            logging.warning("checkpoint %s/%d is unreadable (%s: %s); falling back to an older one",
+                            manager.directory, step, type(e).__name__, first_line)
+            damaged.append(step)
             continue
-        return restored["state"], restored["data"], step
-    return None
+        return (restored["state"], restored["data"], step), damaged
+    return None, damaged
 
 
 def resolve_checkpoint(workdir: str | os.PathLike, which: str = "best") -> tuple[Path, list[int]]:
@@ -132,7 +153,7 @@ def restore_state(workdir: str | os.PathLike, abstract_state: Any, which: str = 
     directory, steps = resolve_checkpoint(workdir, which)
     manager = _manager(directory, ocp.CheckpointManagerOptions(read_only=True, create=False))
     try:
-        found = restore_newest(manager, abstract_state, steps)
+        found, _ = restore_newest(manager, abstract_state, steps)
     finally:
         manager.close()
     if found is None:
