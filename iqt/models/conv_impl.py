@@ -15,17 +15,16 @@ TPU's own kernels on TPUs. XLA:CPU runs its 3-D convolution at 10–40 GFLOP/s,
 so impl "cpu_fast" rewrites everything as what XLA:CPU does well (2-D
 convolutions and matrix products):
 - a k×k×k convolution is one 2-D convolution over (y, z) with x folded into
-  the batch axis (a free reshape in channels-last) that produces the kx taps
-  as kx·C_out channels, then a shifted sum along x. Its input gradient is the
-  same thing with the flipped kernel; its kernel gradient is ky·kz matrix
-  products (a custom VJP: XLA's own kernel-gradient convolution is slow);
+  the batch axis (a free reshape in channels-last); the kx taps along x are
+  stacked as channels, of the input (x shifted kx ways, when C_in ≤ C_out) or
+  of the output (then summed shifted). Its input gradient is the same thing
+  with the flipped kernel; its kernel gradient is ky·kz matrix products (a
+  custom VJP: XLA's own kernel-gradient convolution is slow);
 - on tiny grids (≤ 32 voxels, the bottleneck) im2col + one matrix product;
 - 1×1×1 convolutions and kernel-equals-stride transposed convolutions are
   matrix products (plus a reshape).
 """
 from __future__ import annotations
-
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -99,26 +98,34 @@ def _conv_im2col(x: jax.Array, kernel: jax.Array) -> jax.Array:
     return jnp.dot(cols, kernel.reshape(kx * ky * kz * ci, -1))
 
 
-def _conv2d_taps(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """2-D 'same' conv over (y, z) with x in the batch axis; the kx taps come out
-    as separate channels: (B, X, Y, Z, Ci) → (B, X, Y, Z, kx, Co)."""
+def _conv2d(x: jax.Array, kernel2d: jax.Array) -> jax.Array:
+    """2-D 'same' conv over (y, z) with x folded into the batch axis."""
     b, nx, ny, nz, ci = x.shape
-    kx, ky, kz, _, co = kernel.shape
-    w2 = jnp.transpose(kernel, (1, 2, 3, 0, 4)).reshape(ky, kz, ci, kx * co)
-    y = lax.conv_general_dilated(x.reshape(b * nx, ny, nz, ci), w2, (1, 1), "SAME",
+    y = lax.conv_general_dilated(x.reshape(b * nx, ny, nz, ci), kernel2d, (1, 1), "SAME",
                                  dimension_numbers=_DN2)
-    return y.reshape(b, nx, ny, nz, kx, co)
+    return y.reshape(b, nx, ny, nz, -1)
 
 
-def _shift_sum_x(taps: jax.Array) -> jax.Array:
-    """out[x] = Σ_a taps[x + a - r, a] (zero outside), r = kx // 2."""
-    nx, kx = taps.shape[1], taps.shape[4]
-    tp = _pad_same(taps, (kx,), (1,))
-    return sum(tp[:, a:a + nx, :, :, a] for a in range(kx))
+def _stack_x_shifts(x: jax.Array, kx: int, sign: int) -> jax.Array:
+    """Channels [x[p + sign·(a - r)] for a in 0..kx-1] (zero outside), r = kx // 2."""
+    nx, r = x.shape[1], kx // 2
+    xp = _pad_same(x, (kx,), (1,))
+    return jnp.concatenate([xp[:, r + sign * (a - r):r + sign * (a - r) + nx] for a in range(kx)], axis=-1)
 
 
 def _folded_forward(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    return _shift_sum_x(_conv2d_taps(x, kernel))
+    """The k×k×k conv as one 2-D conv; the kx taps along x are stacked on whichever
+    side has fewer channels (measured faster, and less memory, both ways)."""
+    kx, ky, kz, ci, co = kernel.shape
+    if ci <= co:  # input side: out = conv2d([x[p + a - r]]_a, kernel as (ky, kz, kx·ci, co))
+        w2 = jnp.transpose(kernel, (1, 2, 0, 3, 4)).reshape(ky, kz, kx * ci, co)
+        return _conv2d(_stack_x_shifts(x, kx, +1), w2)
+    # output side: taps[p, a] = conv2d(x, kernel[a]); out[p] = Σ_a taps[p + a - r, a]
+    w2 = jnp.transpose(kernel, (1, 2, 3, 0, 4)).reshape(ky, kz, ci, kx * co)
+    taps = _conv2d(x, w2).reshape(*x.shape[:4], kx, co)
+    nx = x.shape[1]
+    tp = _pad_same(taps, (kx,), (1,))
+    return sum(tp[:, a:a + nx, :, :, a] for a in range(kx))
 
 
 @jax.custom_vjp
@@ -142,17 +149,18 @@ _conv_folded.defvjp(_conv_folded_fwd, _conv_folded_bwd)
 
 def _kernel_grad(x: jax.Array, g: jax.Array, kernel_shape: tuple[int, ...]) -> jax.Array:
     """dK[a, c, d] = Σ_voxels x[p + (a, c, d) - r] g[p]ᵀ, as ky·kz matrix products
-    whose right factor stacks g shifted by the kx taps along x."""
+    (one at a time, in a scan: a third of the memory of unrolling them) whose right
+    factor stacks g shifted by the kx taps along x."""
     b, nx, ny, nz, ci = x.shape
     kx, ky, kz, _, co = kernel_shape
-    rx = kx // 2
-    gp = _pad_same(g, (kx,), (1,))
-    # g_taps[x', a] = g[x' - a + rx]: the output voxel that input x' feeds through tap a
-    g_taps = jnp.concatenate([gp[:, 2 * rx - a:2 * rx - a + nx] for a in range(kx)], axis=-1)
-    g_taps = g_taps.reshape(-1, kx * co)
+    # g_taps[p, a] = g[p - (a - r)]: the output voxel that input voxel p feeds through tap a
+    g_taps = _stack_x_shifts(g, kx, -1).reshape(-1, kx * co)
     xp = _pad_same(x, (ky, kz), (2, 3))
-    dot = functools.partial(jnp.dot, preferred_element_type=jnp.float32)
-    blocks = [dot(xp[:, :, c:c + ny, d:d + nz].reshape(-1, ci).T, g_taps)
-              for c in range(ky) for d in range(kz)]
-    dk = jnp.stack(blocks).reshape(ky, kz, ci, kx, co)
-    return jnp.transpose(dk, (3, 0, 1, 2, 4))
+
+    def block(carry, offset):
+        c, d = offset // kz, offset % kz
+        xs = lax.dynamic_slice(xp, (0, 0, c, d, 0), (b, nx, ny, nz, ci)).reshape(-1, ci)
+        return carry, jnp.dot(xs.T, g_taps, preferred_element_type=jnp.float32)
+
+    _, blocks = lax.scan(block, None, jnp.arange(ky * kz))
+    return jnp.transpose(blocks.reshape(ky, kz, ci, kx, co), (3, 0, 1, 2, 4))
