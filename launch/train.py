@@ -25,10 +25,10 @@ def main(argv):
     if _CONFIG.value is None or not _WORKDIR.value:
         cli.fail("--config and --workdir are required")
     parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-    from iqt.train import TrainingDiverged, train_and_evaluate  # after distributed init
+    from iqt.train import CheckpointSaveError, TrainingDiverged, train_and_evaluate
     try:
         result = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-    except TrainingDiverged as e:
+    except (TrainingDiverged, CheckpointSaveError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(1)
     if result:

@@ -62,16 +62,20 @@ def test_nan_batch_is_skipped_when_allowed(tmp_path, monkeypatch):
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(restored["params"]))
 
 
-def test_full_disk_fails_loudly_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),
+                                   PermissionError(errno.EACCES, "Permission denied")],
+                         ids=["disk_full", "read_only"])
+def test_failing_storage_fails_loudly_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch, error):
+    # Tests run as root, for whom permissions do not bite, so the writer is patched instead.
     real_save = ocp.CheckpointManager.save
 
     def failing_save(self, step, *args, **kwargs):
         if step >= 4:
-            raise OSError(errno.ENOSPC, "No space left on device")
+            raise error
         return real_save(self, step, *args, **kwargs)
 
     monkeypatch.setattr(ocp.CheckpointManager, "save", failing_save)
-    with pytest.raises(train.CheckpointSaveError, match="No space left on device"):
+    with pytest.raises(train.CheckpointSaveError, match=error.strerror):
         train.train_and_evaluate(_config(num_steps=6, checkpoint_every=2, eval_every=100), tmp_path)
     monkeypatch.setattr(ocp.CheckpointManager, "save", real_save)
     steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())

@@ -23,6 +23,8 @@ import tensorflow_datasets as tfds
 
 from iqt.data import template
 from iqt.data.datasets import common
+from iqt.data.subject import Subject
+from iqt.errors import UserError
 
 SLABS_Y = {"train": (0, 129), "validation": (129, 161), "test": (161, 233)}
 
@@ -62,3 +64,15 @@ class IqtTemplate(common.IqtBuilder):
 
         return {split: [(f"{template.TEMPLATE_ID}_y{a}-{b}", lambda s=split: load(s))]
                 for split, (a, b) in SLABS_Y.items()}
+
+
+def slab_subject(split: str) -> Subject:
+    """The `split` slab of the template at its original intensities (for export and demos)."""
+    if split not in SLABS_Y:
+        raise UserError(f"unknown template split {split!r}: use one of {', '.join(SLABS_Y)}")
+    subject = template.load_template()
+    start, stop = SLABS_Y[split]
+    return Subject(subject_id=f"{template.TEMPLATE_ID}_{split}",
+                            image=np.array(subject.image[:, start:stop]),
+                            tissue=np.array(subject.tissue[:, start:stop]),
+                            affine=slab_affine(subject.affine, start))

@@ -1,0 +1,45 @@
+"""Enhance low-field scans with a trained run: NIfTI in, NIfTI (and a PNG) out.
+
+    python -m launch.infer --workdir RUN --input LF.nii.gz --output OUT.nii.gz
+    python -m launch.infer --workdir RUN --input DIR_OR_FILE [--input ...] --output OUT_DIR
+
+The output has r times as many slices, the input's orientation, header codes
+and intensity units; OUT.png beside it shows LF and IQT in three planes.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from absl import flags
+
+from iqt import cli
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Training work directory (config.json and checkpoints).")
+_INPUT = flags.DEFINE_multi_string("input", None,
+                                   "Low-field NIfTI file or folder of them; repeat for several.")
+_OUTPUT = flags.DEFINE_string("output", None, "Output .nii/.nii.gz file (one input) or folder (several).")
+_SLICE_AXIS = flags.DEFINE_integer("slice_axis", None, "Array axis (0, 1 or 2) the slices are stacked "
+                                   "along; detected from the voxel sizes when not given.",
+                                   lower_bound=0, upper_bound=2)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 1, "Tiles per network call.", lower_bound=1)
+_MASK = flags.DEFINE_string("mask", None, "Brain mask on the input's grid (non-zero = brain); "
+                            "default: the voxels above 0 of a skull-stripped input.")
+_TILE = flags.DEFINE_list("tile", "144,144,32", "Largest tile X,Y,Z in LF voxels (slices last). Memory "
+                         "grows with its volume; smaller tiles overlap more (see benchmarks/inference.py).")
+_CHECKPOINT = flags.DEFINE_string("checkpoint", "best", "best, latest or a step number.")
+_PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar.")
+flags.mark_flags_as_required(["workdir", "input", "output"])
+
+
+def main(argv: Sequence[str]) -> None:
+    del argv
+    from iqt.inference import enhance_files, figure_path
+    outputs = enhance_files(_INPUT.value, _OUTPUT.value, _WORKDIR.value, checkpoint=_CHECKPOINT.value,
+                            slice_axis=_SLICE_AXIS.value, mask_path=_MASK.value,
+                            batch_size=_BATCH_SIZE.value, tile_lf=_TILE.value, progress=_PROGRESS.value)
+    for path in outputs:
+        print(f"wrote {path} and {figure_path(path)}", flush=True)
+
+
+if __name__ == "__main__":
+    cli.run(main)

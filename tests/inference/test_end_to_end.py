@@ -1,0 +1,114 @@
+"""A real (tiny, randomly initialised) network from a work directory, through the entry points."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import nibabel as nib
+import numpy as np
+import pytest
+
+from iqt import config_io, evaluation
+from iqt.checkpointing import Checkpointer
+from iqt.data.nifti import hf_affine_from_lf
+from iqt.inference import enhance_volume, load_predictor
+from iqt.models import create_model
+from iqt.train_step import create_train_state, make_optimizer
+from launch.configs.demo import get_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def random_state(abstract):
+    """A `TrainState` of random weights, filled in NumPy (compiling `model.init` takes ~20 s)."""
+    rng = np.random.default_rng(7)
+
+    def fill(path, leaf):
+        names = jax.tree_util.keystr(path)
+        if "params" in names and "opt_state" not in names:
+            return (0.3 * rng.standard_normal(leaf.shape)).astype(leaf.dtype)
+        if "batch_stats" in names:  # running means and variances
+            return (np.ones if "var" in names else np.zeros)(leaf.shape, leaf.dtype)
+        return np.zeros(leaf.shape, leaf.dtype)
+
+    return jax.tree_util.tree_map_with_path(fill, abstract)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A work directory holding the tiny demo config and one checkpoint of random weights."""
+    config = get_config("tiny")
+    workdir = tmp_path_factory.mktemp("run")
+    config_io.save_config(config, workdir)
+    model = create_model(config.model, config.sim.factor)
+    optimizer = make_optimizer(config.train)
+    state = random_state(jax.eval_shape(lambda key: create_train_state(key, model, optimizer, (1, 16, 16, 2)),
+                                        jax.random.key(0)))
+    checkpointer = Checkpointer(workdir)
+    checkpointer.save(1, state, {})
+    checkpointer.wait()
+    checkpointer.close()
+    return workdir, model, state
+
+
+def test_the_restored_network_is_the_saved_one(run):
+    workdir, model, state = run
+    predictor, config = load_predictor(workdir, "latest")
+    assert predictor.factor == config.sim.factor == 8
+    lf = np.random.default_rng(0).random((2, 16, 16, 2), dtype=np.float32)
+    expected = model.apply({"params": state.params, "batch_stats": state.batch_stats}, lf[..., None])[..., 0]
+    np.testing.assert_allclose(predictor.predict_fn(lf), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_tiles_beyond_the_receptive_field_give_the_whole_volume_answer(run):
+    workdir, _, _ = run
+    predictor, _ = load_predictor(workdir)
+    lf = np.random.default_rng(1).random((44, 38, 6), dtype=np.float32)
+    whole = enhance_volume(lf, predictor.predict_fn, 8, tile_lf=(64, 64, 8), multiple=predictor.multiple,
+                           progress=False)
+    assert whole.shape == (44, 38, 48)
+    tiled = enhance_volume(lf, predictor.predict_fn, 8, tile_lf=(32, 32, 8), margin_lf=(12, 12, 2),
+                           multiple=predictor.multiple, batch_size=3, progress=False)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+
+
+def test_launch_infer_writes_the_enhanced_volume_and_its_figure(run, tmp_path):
+    workdir, _, _ = run
+    affine = np.diag([-0.9, 0.9, 7.0, 1.0])
+    affine[:3, 3] = (40.0, -50.0, -30.0)
+    data = np.zeros((22, 20, 5), np.float32)
+    data[3:19, 4:16, :] = np.random.default_rng(2).uniform(100, 400, (16, 12, 5))
+    nib.save(nib.Nifti1Image(data, affine), tmp_path / "lf.nii.gz")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run([sys.executable, "-m", "launch.infer", f"--workdir={workdir}",
+                             f"--input={tmp_path / 'lf.nii.gz'}", f"--output={tmp_path / 'out' / 'iqt.nii.gz'}",
+                             "--checkpoint=latest", "--noprogress"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = nib.load(tmp_path / "out" / "iqt.nii.gz")
+    assert out.shape == (22, 20, 40) and out.get_data_dtype() == np.float32
+    np.testing.assert_allclose(out.affine, hf_affine_from_lf(affine, 8), atol=1e-5)
+    assert np.isfinite(np.asarray(out.dataobj)).all()
+    assert (tmp_path / "out" / "iqt.png").is_file()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["iqt.nii.gz", "iqt.png"]
+
+
+def test_evaluate_run_writes_the_report(run, tmp_path, monkeypatch):
+    workdir, _, _ = run
+    from iqt.data import pipeline
+    from iqt.data.template import load_template
+    from iqt.data.subject import Subject
+
+    t = load_template()
+    cut = (slice(60, 140, 2), slice(60, 160, 2), slice(60, 108))
+    subject = Subject("cut", (t.image[cut] / t.image.max()).astype(np.float32), t.tissue[cut], t.affine)
+    monkeypatch.setattr(pipeline, "load_split_subjects", lambda data_config, split: [subject])
+    table, paths = evaluation.evaluate_run(workdir, settings=["mean"], out_dir=tmp_path / "report",
+                                           checkpoint="latest", progress=False)
+    assert sorted(table["method"]) == sorted(evaluation.METHODS) and (table["subject"] == "cut").all()
+    assert np.isfinite(table[["psnr", "ssim", "rmse"]].to_numpy()).all()
+    assert {p.name for p in (tmp_path / "report").iterdir()} == {"evaluation.csv", "evaluation.md",
+                                                                "evaluation.png"}
