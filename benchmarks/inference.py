@@ -4,16 +4,18 @@
 
 For each LF volume shape (default 256×256×28 and 512×512×28, ×8 along the
 slices), a child process builds the ANISO U-Net (16 base filters, 5 levels,
-random weights: speed does not depend on them), enhances a random volume with
-`iqt.inference.enhance_volume`, and reports the seconds (first call, which
-compiles, and the median of the repeats), HF voxels per second (kept, and
-computed including overlaps and padding), the overlap waste (computed / kept)
-and the peak resident memory of the process. Then the Keras peer
-(`../shared/peers/keras_aniso_unet.py`, in its own virtual environment) reports
-its inference patches per second on 32×32×4 → 32³ patches, before and after the
-JAX runs (the machine is shared; their mean is used). `vs_keras_computed`
-compares HF voxels computed per second; `vs_keras_kept` counts only the voxels
-JAX keeps (its overlap waste charged to it). One JSON object is printed (and written to --out).
+random weights: speed does not depend on them), enhances a random volume
+through `Predictor.enhance`, tiled as `launch.infer` tiles (tiles as thick as
+the training patches, 32 // factor slices, unless --train_slices_lf says
+otherwise), and reports the seconds (compiling apart, then the median of the
+passes), HF voxels per second (kept, and computed including overlaps and
+padding), the overlap waste (computed / kept) and the peak resident memory of
+the process. The Keras peer (`../shared/peers/keras_aniso_unet.py`, in its own
+virtual environment) reports its inference patches per second on 32×32×4 → 32³
+patches, before and after the JAX runs (the machine is shared; their mean is
+used). `vs_keras_computed` compares HF voxels computed per second;
+`vs_keras_kept` counts only the voxels JAX keeps (its overlap waste charged to
+it). One JSON object is printed (and written to --out).
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--factor", type=int, default=8)
     p.add_argument("--base_features", type=int, default=16)
     p.add_argument("--levels", type=int, default=5)
-    p.add_argument("--tile", default="144x144x32", help="largest LF tile (x, y, slices)")
+    p.add_argument("--tile", default="272x272x32", help="largest LF tile (x, y, slices)")
     p.add_argument("--batch_size", type=int, default=1)
     p.add_argument("--train_slices_lf", type=int, default=-1,
                    help="LF slices of the training patches, which cap the tile's slices as in "
@@ -97,7 +99,7 @@ def measure_one_shape(args: argparse.Namespace) -> dict:
         lambda x: model.init(jax.random.key(0), x, train=False), np.zeros((1, 32, 32, 4, 1), np.float32)))
     predictor = Predictor(make_predict_fn(model, variables), args.factor, multiple, slices)
     tile, margin = predictor.tiling(_shape(args.tile), DEFAULT_MARGIN_LF)  # as `launch.infer` tiles
-    plan = plan_tiles(shape, tile, margin, multiple)
+    plan = plan_tiles(shape, tile, margin, multiple, (0, 0, slices))
     tile_shape = tuple(a.size for a in plan.axes)
     start = time.perf_counter()
     predictor.predict_fn(np.zeros((args.batch_size, *tile_shape), np.float32))  # compiles
@@ -153,6 +155,7 @@ def main() -> None:
                  "--levels", str(args.levels), "--tile", args.tile, "--batch_size", str(args.batch_size),
                  "--train_slices_lf", str(args.train_slices_lf),
                  "--repeats", str(args.repeats)]
+    load_before = os.getloadavg()
     keras_before = keras_peer(args)   # the machine is shared: bracket the JAX runs
     jax_runs = [run_child([sys.executable, __file__, "--one_shape", s, *forwarded], env)
                 for s in args.shapes.split(",")]
@@ -168,6 +171,8 @@ def main() -> None:
     result = {"benchmark": "inference", "date_utc": datetime.datetime.now(datetime.timezone.utc)
               .isoformat(timespec="seconds"), "machine": platform.processor() or platform.machine(),
               "cpu_count": os.cpu_count(), "command": " ".join(sys.argv), "factor": args.factor,
+              "load_average_1_5_15_before": [round(x, 2) for x in load_before],
+              "load_average_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
               "base_features": args.base_features, "levels": args.levels, "jax": jax_runs, "keras": keras,
               "goals": {"vs_keras_computed": ">= 0.35", "overlap_waste": "< 1.3",
                         "peak_rss_gb_512": "< 4"}}

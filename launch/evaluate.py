@@ -20,8 +20,9 @@ _SETTINGS = flags.DEFINE_list("settings", "mean,snr_low,snr_high,thick_slices",
                               "Test settings of the simulator (mean, snr_low, snr_high, thin_slices, "
                               "thick_slices).")
 _OUT = flags.DEFINE_string("out", None, "Folder for the report (default WORKDIR/evaluation).")
-_TILE = flags.DEFINE_list("tile", "144,144,32", "Largest tile X,Y,Z in LF voxels (slices last). Memory "
-                         "grows with its volume; smaller tiles overlap more (see benchmarks/inference.py).")
+_TILE = flags.DEFINE_list("tile", "272,272,32", "Largest tile X,Y,Z in LF voxels (slices last; a trained "
+                         "run's tiles take its training patches' slice count). Memory grows with the "
+                         "tile; smaller tiles overlap more (see benchmarks/inference.py).")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "best", "best, latest or a step number.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 1, "Tiles per network call.", lower_bound=1)
 _PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar per volume.")

@@ -24,8 +24,9 @@ _SLICE_AXIS = flags.DEFINE_integer("slice_axis", None, "Array axis (0, 1 or 2) t
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 1, "Tiles per network call.", lower_bound=1)
 _MASK = flags.DEFINE_string("mask", None, "Brain mask on the input's grid (non-zero = brain); "
                             "default: the voxels above 0 of a skull-stripped input.")
-_TILE = flags.DEFINE_list("tile", "144,144,32", "Largest tile X,Y,Z in LF voxels (slices last). Memory "
-                         "grows with its volume; smaller tiles overlap more (see benchmarks/inference.py).")
+_TILE = flags.DEFINE_list("tile", "272,272,32", "Largest tile X,Y,Z in LF voxels (slices last; a trained "
+                         "run's tiles take its training patches' slice count). Memory grows with the "
+                         "tile; smaller tiles overlap more (see benchmarks/inference.py).")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "best", "best, latest or a step number.")
 _PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar.")
 flags.mark_flags_as_required(["workdir", "input", "output"])

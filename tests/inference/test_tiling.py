@@ -114,13 +114,10 @@ def test_a_wrong_output_shape_from_the_network_is_reported(volume):
         enhance_volume(volume, lambda lf: lf, FACTOR, progress=False)
 
 
-def test_tiles_are_no_thicker_than_the_training_patches(volume):
+def test_tiles_are_as_thick_as_the_training_patches_and_side_by_side():
+    volume = np.random.default_rng(3).random((20, 18, 12), dtype=np.float32)
     predictor = Predictor(local_predict, FACTOR, (1, 1, 1), train_slices_lf=4)
-    tile, margin = predictor.tiling((16, 16, 8), (2, 2, 2))
-    assert tile[2] == 4 and margin == (2, 2, 1)                  # keep the central 2 of 4 slices
-    assert tile[0] > 16 and tile[0] * tile[1] * tile[2] <= 16 * 16 * 8   # grown in-plane, same budget
-    thin = Predictor(local_predict, FACTOR, (1, 1, 1), train_slices_lf=2).tiling((16, 16, 8), (2, 2, 2))
-    assert thin[0][2] == 2 and thin[1][2] == 0                    # 2-slice tiles abut
+    assert predictor.tiling((16, 16, 8), (2, 2, 2)) == ((16, 16, 4), (2, 2, 0))
     depths = []
 
     def recording(lf):
@@ -130,4 +127,10 @@ def test_tiles_are_no_thicker_than_the_training_patches(volume):
     out = Predictor(recording, FACTOR, (1, 1, 1), train_slices_lf=4).enhance(
         volume, tile_lf=(16, 16, 8), margin_lf=(2, 2, 2), progress=False)
     assert set(depths) == {4}
-    np.testing.assert_allclose(out, local_predict(volume[None])[0], atol=1e-5)
+    # each block of 4 slices is enhanced on its own, as the network was trained
+    for start in (0, 4, 8):
+        expected = local_predict(volume[None, ..., start:start + 4])[0]
+        np.testing.assert_allclose(out[..., start * FACTOR:(start + 4) * FACTOR], expected, atol=1e-5)
+    # never thinner than the training patches, even where thinner tiles would compute less
+    assert plan_tiles((20, 18, 9), (64, 64, 4), (2, 2, 0), min_tile_lf=(0, 0, 4)).axes[2].size == 4
+    assert plan_tiles((20, 18, 9), (64, 64, 4), (2, 2, 0)).axes[2].size == 3
