@@ -133,6 +133,16 @@ def split_subjects(subject_ids: Iterable[str], num_train: int, num_test: int,
     return {name: members for name, members in splits.items() if members}
 
 
+def plan_subject_splits(manual_dir, config, find: Callable[[Path], dict],
+                        load: Callable[[object], Subject]) -> dict[str, list]:
+    """The `_plan` of a manual-download builder: subjects found in `manual_dir`, split by
+    sorted id as the builder config says, each loaded lazily by `load(found[id])`."""
+    subjects = find(Path(str(manual_dir)))
+    splits = split_subjects(subjects, config.num_train, config.num_test, config.validation_fraction)
+    return {split: [(sid, lambda d=subjects[sid]: example_from_subject(load(d))) for sid in ids]
+            for split, ids in splits.items()}
+
+
 def nifti_stem(path: Path) -> str:
     """A NIfTI file name without its .nii / .nii.gz suffix."""
     for suffix in NIFTI_SUFFIXES:

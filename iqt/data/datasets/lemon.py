@@ -92,9 +92,4 @@ class Lemon(common.IqtBuilder):
 
     def _plan(self, dl_manager):
         config = self.builder_config
-        subjects = find_subjects(Path(str(dl_manager.manual_dir)))
-        splits = common.split_subjects(subjects, config.num_train, config.num_test,
-                                       config.validation_fraction)
-        return {split: [(sid, lambda d=subjects[sid]: common.example_from_subject(
-                    load_lemon_subject(d))) for sid in ids]
-                for split, ids in splits.items()}
+        return common.plan_subject_splits(dl_manager.manual_dir, config, find_subjects, load_lemon_subject)
