@@ -158,6 +158,7 @@ def make_predict_fn(model, variables) -> PredictFn:
     import jax.numpy as jnp
 
     apply = jax.jit(lambda v, lf: model.apply(v, lf[..., None], train=False)[..., 0].astype(jnp.float32))
+    variables = jax.device_put(variables)   # once, not with every tile
     return lambda lf: np.asarray(apply(variables, jnp.asarray(lf)))
 
 
@@ -170,16 +171,13 @@ def input_multiple(factor: int, levels: int) -> tuple[int, int, int]:
 
 
 def _restore_variables(workdir, checkpoint: str, config) -> dict:
-    """The Flax variables of a checkpointed `TrainState` (until `checkpointing.restore_predictor`)."""
+    """The Flax variables {'params', 'batch_stats'} of a run's checkpointed `TrainState`."""
     import jax
 
     from iqt import checkpointing
     from iqt.models import create_model
     from iqt.train_step import create_train_state, make_optimizer
 
-    restore = getattr(checkpointing, "restore_predictor", None)
-    if restore is not None:
-        return restore(workdir, checkpoint)[1]
     model = create_model(config.model, int(config.sim.factor))
     shape = (1, *input_multiple(int(config.sim.factor), int(config.model.levels)))
     abstract = jax.eval_shape(lambda k: create_train_state(k, model, make_optimizer(config.train), shape),

@@ -85,6 +85,29 @@ def test_conv_gradients_agree_between_implementations(case):
     assert rel_err(dw_fast, dw_ref) < KERNEL_GRAD_TOL
 
 
+# (batch, X, Y, Z, C_in, C_out, block voxels): groups of 2 samples; 3 blocks of 2 x-planes;
+# x-planes one at a time across a batch of 2; X = 5 prime (blocks of 1 plane)
+BLOCK_CASES = [(4, 6, 5, 4, 3, 2, 250), (1, 6, 5, 4, 2, 3, 50), (2, 6, 5, 4, 3, 3, 50), (1, 5, 4, 3, 2, 2, 30)]
+
+
+@pytest.mark.parametrize("case", BLOCK_CASES, ids=str)
+def test_blocked_folded_conv_matches_a_direct_sum(case, monkeypatch):
+    """Large inputs are convolved a block at a time: the blocks' seams are invisible,
+    in the values and in both gradients."""
+    b, nx, ny, nz, ci, co, block_voxels = case
+    monkeypatch.setattr(conv_impl, "FOLDED_BLOCK_VOXELS", block_voxels)
+    x, w, probe = random((b, nx, ny, nz, ci), 5), random((3, 3, 3, ci, co), 6), random((b, nx, ny, nz, co), 7)
+    assert rel_err(conv_impl.conv3d_same(x, w, "cpu_fast"), numpy_conv_same(x, w)) < VALUE_TOL
+
+    def grads(impl):
+        loss = lambda x, w: jnp.sum(conv_impl.conv3d_same(x, w, impl) * probe)  # noqa: E731
+        return jax.grad(loss, argnums=(0, 1))(x, w)
+
+    (dx_fast, dw_fast), (dx_xla, dw_xla) = grads("cpu_fast"), grads("xla")
+    assert rel_err(dx_fast, dx_xla) < VALUE_TOL
+    assert rel_err(dw_fast, dw_xla) < KERNEL_GRAD_TOL
+
+
 @pytest.mark.parametrize("strides", [(1, 1, 4), (2, 2, 2), (3, 3, 3), (1, 1, 1)], ids=str)
 def test_kernel_equals_stride_transposed_conv_matches_a_direct_scatter(strides):
     x, w = random((2, 3, 2, 2, 3), 5), random((*strides, 3, 4), 6)
