@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -44,6 +45,21 @@ class EvalSet:
     """A fixed, seeded set of simulated validation pairs, sharded like a batch."""
     lf: jax.Array        # (N, X, Y, Z/r)
     target: jax.Array    # (N, X, Y, Z)
+
+
+@dataclasses.dataclass
+class _Run:
+    """Everything the training loop works with, but the train state."""
+    config: ml_collections.ConfigDict
+    workdir: Path
+    mesh: jax.sharding.Mesh
+    data: pipeline.PatchIterator
+    train_step: Callable   # (state, batch) → (state, metrics)
+    predict: Callable      # (state, LF batch) → HF batch
+    eval_set: EvalSet
+    checkpointer: checkpointing.Checkpointer
+    writer: MetricWriter
+    stop: StopRequest
 
 
 def lf_batch_shape(config: ml_collections.ConfigDict, batch_size: int) -> tuple[int, int, int, int]:
@@ -144,7 +160,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
 def _train(config: ml_collections.ConfigDict, workdir: Path, stop: StopRequest) -> dict[str, float]:
     prepare_workdir(config, workdir)
     mesh = parallel.make_mesh()
-    local_batch = parallel.check_global_batch(config.train.batch_size, mesh)
+    parallel.check_global_batch(config.train.batch_size, mesh)
     margin = simulators.required_margin(config.sim)
     model = create_model(config.model, config.sim.factor)
     optimizer = make_optimizer(config.train)
@@ -162,63 +178,60 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, stop: StopRequest) 
         logging.info("resumed from %s at step %d", workdir / checkpointing.LATEST_DIR, start)
     start = int(state.step)
     writer = MetricWriter(workdir, resume_step=start, enabled=jax.process_index() == 0)
-    eval_set = make_eval_set(config, mesh, margin)
     train_step, predict = make_steps(model, optimizer, config.sim, config.seed)
-    last_eval: dict[str, float] = {}
+    run = _Run(config, workdir, mesh, data, train_step, predict, make_eval_set(config, mesh, margin),
+               checkpointer, writer, stop)
     try:
-        last_eval = _loop(config, state, data, train_step, predict, eval_set, checkpointer, writer,
-                          stop, start, local_batch, mesh, workdir)
+        return _loop(run, state, start)
     finally:
         checkpointer.close()
         writer.close()
-    return last_eval
 
 
-def _save(checkpointer, step, state, data) -> None:
+def _save(run: _Run, step: int | None, state: TrainState) -> None:
     """Saves (step given) or waits for pending saves (step None); storage errors fail loudly."""
     try:
         if step is not None:
-            checkpointer.save(step, state, data.get_state())
+            run.checkpointer.save(step, state, run.data.get_state())
         else:
-            checkpointer.wait()
+            run.checkpointer.wait()
     except OSError as e:
         raise CheckpointSaveError(f"could not write a checkpoint: {e}; the previous checkpoint "
                                   f"is intact, free space or fix permissions and run the same "
                                   f"command to resume") from e
 
 
-def _loop(config, state, data, train_step, predict, eval_set, checkpointer, writer, stop, start,
-          local_batch, mesh, workdir) -> dict[str, float]:
-    tc = config.train
+def _loop(run: _Run, state: TrainState, start: int) -> dict[str, float]:
+    """Steps `start + 1 .. num_steps`: log, validate, checkpoint, stop on request."""
+    tc = run.config.train
     last_eval: dict[str, float] = {}
     bar = tqdm(total=tc.num_steps, initial=start, desc="train", unit="step", dynamic_ncols=True,
                disable=jax.process_index() != 0 or not tc.progress_bar)
     t0, window, stopping, step = time.perf_counter(), 0, False, start
     for step in range(start + 1, tc.num_steps + 1):
-        batch = parallel.to_global(next(data), mesh)
-        state, m = train_step(state, batch)
+        state, m = run.train_step(state, parallel.to_global(next(run.data), run.mesh))
         _check_finite(m, state, step, tc.max_nonfinite_skips)
         bar.update(1), bar.set_postfix(loss=f"{float(m['loss']):.4g}")
         window += 1
         if step % tc.log_every == 0:
             rate = window / (time.perf_counter() - t0)
-            writer.write(step, "train", {"loss": m["loss"], "grad_norm": m["grad_norm"], "steps_per_s": rate,
-                                         "patches_per_s": rate * tc.batch_size,
-                                         **{f"theta_{k}": jnp.mean(v) for k, v in m["theta"].items()}})
+            run.writer.write(step, "train", {"loss": m["loss"], "grad_norm": m["grad_norm"], "steps_per_s": rate,
+                                             "patches_per_s": rate * tc.batch_size,
+                                             **{f"theta_{k}": jnp.mean(v) for k, v in m["theta"].items()}})
             t0, window = time.perf_counter(), 0
-        stopping = _stop_everywhere(stop)
+        stopping = _stop_everywhere(run.stop)
         if step % tc.eval_every == 0 or step == tc.num_steps:
-            last_eval = evaluate(state, eval_set, predict)
-            writer.write(step, "validation", last_eval)
-            checkpointer.save_if_best(step, state, data.get_state(), last_eval["loss"])
-            save_figures(workdir, state, eval_set, predict, config.sim.factor)
+            last_eval = evaluate(state, run.eval_set, run.predict)
+            run.writer.write(step, "validation", last_eval)
+            run.checkpointer.save_if_best(step, state, run.data.get_state(), last_eval["loss"])
+            save_figures(run.workdir, state, run.eval_set, run.predict, run.config.sim.factor)
         if step % tc.checkpoint_every == 0 or step == tc.num_steps or stopping:
-            _save(checkpointer, step, state, data)
+            _save(run, step, state)
         if stopping:
             break
     bar.close()
-    _save(checkpointer, None, state, data)
+    _save(run, None, state)
     if stopping:
-        print(f"stopped by {stop.signal_name} after step {step}; checkpoint saved. "
+        print(f"stopped by {run.stop.signal_name} after step {step}; checkpoint saved. "
               f"Run the same command again to resume.", flush=True)
     return last_eval
