@@ -47,6 +47,12 @@ def numpy_conv_transpose(x, w):
     return y
 
 
+def conv_grads(x, w, probe, impl):
+    """(dL/dx, dL/dw) of L = Σ conv3d_same(x, w) · probe."""
+    loss = lambda x, w: jnp.sum(conv_impl.conv3d_same(x, w, impl) * probe)  # noqa: E731
+    return jax.grad(loss, argnums=(0, 1))(x, w)
+
+
 def random(shape, seed):
     return jnp.asarray(np.random.default_rng(seed).standard_normal(shape, dtype=np.float32))
 
@@ -69,12 +75,7 @@ def test_conv_values_match_a_direct_sum(case):
 def test_conv_gradients_agree_between_implementations(case):
     b, nx, ny, nz, ci, co, k = case
     x, w, probe = random((b, nx, ny, nz, ci), 2), random((*k, ci, co), 3), random((b, nx, ny, nz, co), 4)
-
-    def grads(impl):
-        loss = lambda x, w: jnp.sum(conv_impl.conv3d_same(x, w, impl) * probe)  # noqa: E731
-        return jax.grad(loss, argnums=(0, 1))(x, w)
-
-    (dx_fast, dw_fast), (dx_xla, dw_xla) = grads("cpu_fast"), grads("xla")
+    (dx_fast, dw_fast), (dx_xla, dw_xla) = conv_grads(x, w, probe, "cpu_fast"), conv_grads(x, w, probe, "xla")
     assert rel_err(dx_fast, dx_xla) < VALUE_TOL
     assert rel_err(dw_fast, dw_xla) < KERNEL_GRAD_TOL
     # kernel gradient by hand: dL/dw[t] = Σ_p xpad[p + t] probe[p]
@@ -98,12 +99,7 @@ def test_blocked_folded_conv_matches_a_direct_sum(case, monkeypatch):
     monkeypatch.setattr(conv_impl, "FOLDED_BLOCK_VOXELS", block_voxels)
     x, w, probe = random((b, nx, ny, nz, ci), 5), random((3, 3, 3, ci, co), 6), random((b, nx, ny, nz, co), 7)
     assert rel_err(conv_impl.conv3d_same(x, w, "cpu_fast"), numpy_conv_same(x, w)) < VALUE_TOL
-
-    def grads(impl):
-        loss = lambda x, w: jnp.sum(conv_impl.conv3d_same(x, w, impl) * probe)  # noqa: E731
-        return jax.grad(loss, argnums=(0, 1))(x, w)
-
-    (dx_fast, dw_fast), (dx_xla, dw_xla) = grads("cpu_fast"), grads("xla")
+    (dx_fast, dw_fast), (dx_xla, dw_xla) = conv_grads(x, w, probe, "cpu_fast"), conv_grads(x, w, probe, "xla")
     assert rel_err(dx_fast, dx_xla) < VALUE_TOL
     assert rel_err(dw_fast, dw_xla) < KERNEL_GRAD_TOL
 
