@@ -128,7 +128,7 @@ def _folded_forward(x: jax.Array, kernel: jax.Array) -> jax.Array:
         group = _largest_divisor(b, FOLDED_BLOCK_VOXELS // (nx * ny * nz))
         blocks = lax.map(lambda xs: _folded_forward(xs, kernel), x.reshape(b // group, group, nx, ny, nz, ci))
         return blocks.reshape(b, nx, ny, nz, -1)
-    xp = _pad_same(x, (2 * r + 1,), (1,))
+    xp = _pad_same(x, kernel.shape[:1], (1,))   # r zero planes at both ends of x
     planes = _largest_divisor(nx, FOLDED_BLOCK_VOXELS // (b * ny * nz))
     if planes == nx:
         return _folded_block(xp, kernel)
