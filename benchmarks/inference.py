@@ -85,8 +85,9 @@ def measure_one_shape(args: argparse.Namespace) -> dict:
     import jax
     import numpy as np
 
-    from iqt.inference import Predictor, input_multiple, make_predict_fn
+    from iqt.inference import Predictor, make_predict_fn
     from iqt.models import create_model, default_config
+    from iqt.models.schedule import input_multiple
     from iqt.tiling import DEFAULT_MARGIN_LF, plan_tiles
 
     shape = _shape(args.one_shape)

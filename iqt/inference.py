@@ -13,7 +13,6 @@ enhanced anatomy. The output geometry is the slice convention's
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from pathlib import Path
 from typing import Callable
@@ -162,24 +161,15 @@ def make_predict_fn(model, variables) -> PredictFn:
     return lambda lf: np.asarray(apply(variables, jnp.asarray(lf)))
 
 
-def input_multiple(factor: int, levels: int) -> tuple[int, int, int]:
-    """LF tile sizes the U-Net accepts are multiples of this: X, Y and r · Z_lf multiples of D."""
-    from iqt.models.schedule import total_downsampling
-
-    d = total_downsampling(factor, levels)
-    return d, d, d // math.gcd(d, factor)
-
-
-def _restore_variables(workdir, checkpoint: str, config) -> dict:
+def _restore_variables(workdir, checkpoint: str, config, model) -> dict:
     """The Flax variables {'params', 'batch_stats'} of a run's checkpointed `TrainState`."""
     import jax
 
     from iqt import checkpointing
-    from iqt.models import create_model
+    from iqt.models import input_multiple
     from iqt.train_step import create_train_state, make_optimizer
 
-    model = create_model(config.model, int(config.sim.factor))
-    shape = (1, *input_multiple(int(config.sim.factor), int(config.model.levels)))
+    shape = (1, *input_multiple(config.model, int(config.sim.factor)))
     abstract = jax.eval_shape(lambda k: create_train_state(k, model, make_optimizer(config.train), shape),
                               jax.random.key(0))
     state, _ = checkpointing.restore_state(workdir, abstract, checkpoint)
@@ -189,17 +179,17 @@ def _restore_variables(workdir, checkpoint: str, config) -> dict:
 def load_predictor(workdir: str | os.PathLike, checkpoint: str = "best") -> tuple[Predictor, object]:
     """The network of a training run: (Predictor, resolved config); checkpoint best|latest|STEP."""
     from iqt import checkpointing, config_io
-    from iqt.models import create_model
+    from iqt.models import create_model, input_multiple
 
     if not Path(workdir).is_dir():
         raise UserError(f"work directory {workdir} does not exist")
     config = config_io.load_config(workdir)
     checkpointing.resolve_checkpoint(workdir, str(checkpoint))   # a clear error before anything heavy
-    factor, levels = int(config.sim.factor), int(config.model.levels)
+    factor = int(config.sim.factor)
     model = create_model(config.model, factor)
-    variables = _restore_variables(workdir, str(checkpoint), config)
+    variables = _restore_variables(workdir, str(checkpoint), config, model)
     train_slices_lf = int(config.data.patch_size_hf[2]) // factor
-    return Predictor(make_predict_fn(model, variables), factor, input_multiple(factor, levels),
+    return Predictor(make_predict_fn(model, variables), factor, input_multiple(config.model, factor),
                      train_slices_lf), config
 
 

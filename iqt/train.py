@@ -8,6 +8,7 @@ checkpoints, logs, draws figures, and survives preemption (`iqt.run_guard`).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -42,9 +43,11 @@ class CheckpointSaveError(RuntimeError):
 
 @dataclasses.dataclass
 class EvalSet:
-    """A fixed, seeded set of simulated validation pairs, sharded like a batch."""
+    """A fixed, seeded set of simulated validation pairs: the LF inputs sharded like a
+    batch, the HF targets gathered on the host (every process holds all of them)."""
     lf: jax.Array        # (N, X, Y, Z/r)
-    target: jax.Array    # (N, X, Y, Z)
+    first_lf: np.ndarray  # (X, Y, Z/r): the first LF input, for the figure
+    target: np.ndarray   # (N, X, Y, Z)
 
 
 @dataclasses.dataclass
@@ -99,34 +102,30 @@ def make_eval_set(config, mesh, margin: int) -> EvalSet:
     batch = parallel.to_global({k: parallel.process_share(v) for k, v in batch.items()}, mesh)
     key = jax.random.fold_in(jax.random.key(config.seed), 2**31 - 1)
     lf, target, _ = jax.jit(lambda b: simulate_pairs(key, b, config.sim))(batch)
-    return EvalSet(lf=lf, target=target)
+    return EvalSet(lf=lf, first_lf=_gather(lf)[0], target=_gather(target))
 
 
-def evaluate(state: TrainState, eval_set: EvalSet, predict) -> dict[str, float]:
-    """Validation loss, PSNR and SSIM (inside the brain, REFERENCE.md §6)."""
-    prediction = predict(state, eval_set.lf)
-    gather = lambda a: np.asarray(multihost_utils.process_allgather(a, tiled=True))
-    prediction, target = gather(prediction), gather(eval_set.target)
+def _gather(array: jax.Array) -> np.ndarray:
+    """A batch-sharded array, whole, on the host (a collective: every process calls it)."""
+    return np.asarray(multihost_utils.process_allgather(array, tiled=True))
+
+
+def evaluate(state: TrainState, eval_set: EvalSet, predict) -> tuple[dict[str, float], np.ndarray]:
+    """Validation loss, PSNR and SSIM (inside the brain, REFERENCE.md §6), and the predictions."""
+    prediction, target = _gather(predict(state, eval_set.lf)), eval_set.target
     return {"loss": float(np.mean((prediction - target) ** 2)),
             "psnr": float(np.mean([metrics.psnr(t, p) for t, p in zip(target, prediction)])),
-            "ssim": float(np.mean([metrics.ssim(t, p) for t, p in zip(target, prediction)]))}
+            "ssim": float(np.mean([metrics.ssim(t, p) for t, p in zip(target, prediction)]))}, prediction
 
 
-def _first_of(array: jax.Array) -> np.ndarray:
-    """The first sample of a batch-sharded array (a collective: every process calls it)."""
-    return np.asarray(multihost_utils.process_allgather(array, tiled=True))[0]
-
-
-def save_figures(workdir: Path, state: TrainState, eval_set: EvalSet, predict, factor: int) -> None:
-    """LF | IQT | HF for the first validation patch, and the loss curves, by process 0."""
-    lf, hf = _first_of(eval_set.lf), _first_of(eval_set.target)
-    iqt = _first_of(predict(state, eval_set.lf))
+def save_figures(workdir: Path, step: int, eval_set: EvalSet, prediction: np.ndarray, factor: int) -> None:
+    """LF | IQT | HF for the first validation patch, and the loss curves (process 0 only)."""
     if jax.process_index() != 0:
         return
     figdir = workdir / "figures"
     figures.save_comparison(figdir / "validation_patch.png", {
-        f"LF input (×{factor} slices)": (lf, float(factor)), "IQT": (iqt, 1.0), "HF truth": (hf, 1.0)},
-        title=f"validation patch at step {int(state.step)}")
+        f"LF input (×{factor} slices)": (eval_set.first_lf, float(factor)), "IQT": (prediction[0], 1.0),
+        "HF truth": (eval_set.target[0], 1.0)}, title=f"validation patch at step {step}")
     figures.save_loss_curves(figdir / "loss_curves.png", read_jsonl(workdir / "metrics.jsonl"))
 
 
@@ -188,13 +187,11 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, stop: StopRequest) 
         writer.close()
 
 
-def _save(run: _Run, step: int | None, state: TrainState) -> None:
-    """Saves (step given) or waits for pending saves (step None); storage errors fail loudly."""
+@contextlib.contextmanager
+def _storage_errors_fail_loudly():
+    """A checkpoint write's OSError (disk full, permission denied) as a CheckpointSaveError."""
     try:
-        if step is not None:
-            run.checkpointer.save(step, state, run.data.get_state())
-        else:
-            run.checkpointer.wait()
+        yield
     except OSError as e:
         raise CheckpointSaveError(f"could not write a checkpoint: {e}; the previous checkpoint "
                                   f"is intact, free space or fix permissions and run the same "
@@ -221,16 +218,19 @@ def _loop(run: _Run, state: TrainState, start: int) -> dict[str, float]:
             t0, window = time.perf_counter(), 0
         stopping = _stop_everywhere(run.stop)
         if step % tc.eval_every == 0 or step == tc.num_steps:
-            last_eval = evaluate(state, run.eval_set, run.predict)
+            last_eval, prediction = evaluate(state, run.eval_set, run.predict)
             run.writer.write(step, "validation", last_eval)
-            run.checkpointer.save_if_best(step, state, run.data.get_state(), last_eval["loss"])
-            save_figures(run.workdir, state, run.eval_set, run.predict, run.config.sim.factor)
+            with _storage_errors_fail_loudly():
+                run.checkpointer.save_if_best(step, state, run.data.get_state(), last_eval["loss"])
+            save_figures(run.workdir, step, run.eval_set, prediction, run.config.sim.factor)
         if step % tc.checkpoint_every == 0 or step == tc.num_steps or stopping:
-            _save(run, step, state)
+            with _storage_errors_fail_loudly():
+                run.checkpointer.save(step, state, run.data.get_state())
         if stopping:
             break
     bar.close()
-    _save(run, None, state)
+    with _storage_errors_fail_loudly():
+        run.checkpointer.wait()
     if stopping:
         print(f"stopped by {run.stop.signal_name} after step {step}; checkpoint saved. "
               f"Run the same command again to resume.", flush=True)

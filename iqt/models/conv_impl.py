@@ -109,11 +109,11 @@ def _conv2d(x: jax.Array, kernel2d: jax.Array) -> jax.Array:
     return y.reshape(b, nx, ny, nz, -1)
 
 
-def _stack_x_shifts(x: jax.Array, kx: int, sign: int) -> jax.Array:
-    """Channels [x[p + sign·(a - r)] for a in 0..kx-1] (zero outside), r = kx // 2."""
-    nx, r = x.shape[1], kx // 2
+def _stack_x_shifts_back(x: jax.Array, kx: int) -> jax.Array:
+    """Channels [x[p - (a - r)] for a in 0..kx-1] (zero outside), r = kx // 2."""
+    nx = x.shape[1]
     xp = _pad_same(x, (kx,), (1,))
-    return jnp.concatenate([xp[:, r + sign * (a - r):r + sign * (a - r) + nx] for a in range(kx)], axis=-1)
+    return jnp.concatenate([xp[:, kx - 1 - a:kx - 1 - a + nx] for a in range(kx)], axis=-1)
 
 
 def _folded_forward(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -179,7 +179,7 @@ def _kernel_grad(x: jax.Array, g: jax.Array, kernel_shape: tuple[int, ...]) -> j
     b, nx, ny, nz, ci = x.shape
     kx, ky, kz, _, co = kernel_shape
     # g_taps[p, a] = g[p - (a - r)]: the output voxel that input voxel p feeds through tap a
-    g_taps = _stack_x_shifts(g, kx, -1).reshape(-1, kx * co)
+    g_taps = _stack_x_shifts_back(g, kx).reshape(-1, kx * co)
     xp = _pad_same(x, (ky, kz), (2, 3))
 
     def block(carry, offset):

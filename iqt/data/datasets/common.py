@@ -29,7 +29,6 @@ Tissue maps are quantised to 1/255 (error <= 0.002); `scale` and
 from __future__ import annotations
 
 import abc
-import re
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -37,6 +36,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from iqt.data import normalization
+from iqt.data.nifti import voxel_sizes_from_affine
 from iqt.data.subject import Subject
 from iqt.errors import UserError
 
@@ -86,7 +86,7 @@ def encode(subject_id: str, image: np.ndarray, tissue: np.ndarray, affine: np.nd
         "tissue": quantise_tissue(tissue),
         "scale": np.float32(scale),
         "tissue_means": np.asarray(tissue_means, dtype=np.float32),
-        "voxel_sizes_mm": np.linalg.norm(affine[:3, :3], axis=0).astype(np.float32),
+        "voxel_sizes_mm": np.asarray(voxel_sizes_from_affine(affine), dtype=np.float32),
         "affine": affine,
     }
 
@@ -166,11 +166,6 @@ def spm_maps(image_path: Path) -> list[Path] | None:
             return None
         found.append(existing[0])
     return found
-
-
-def config_name(text: str) -> str:
-    """A TFDS builder-config name made of lower-case letters, digits and '_'."""
-    return re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_")
 
 
 def fraction_tag(fraction: float) -> str:
