@@ -34,6 +34,8 @@ from iqt.data import datasets, patches, pipeline  # noqa: E402
 from iqt.io_utils import atomic_write_text  # noqa: E402
 from iqt.data.config import default_config  # noqa: E402
 
+SIM = simulators.default_config("T1w", 8)   # each decoded subject's LF brain means need a protocol
+
 HCP_SHAPE, HCP_VOXEL_MM = (260, 311, 260), 0.7
 
 
@@ -105,7 +107,8 @@ def time_pipeline(setting: Setting, parallelism: str, seconds: float) -> dict:
     data.worker_count, data.worker_threads = (int(n) for n in parallelism.split("x"))
     batch_size, margin = setting.batch_size, setting.margin
     group_batches = data.patches_per_volume * data.volumes_per_shuffle // batch_size
-    iterator = pipeline.make_train_iterator(data, global_batch_size=batch_size, slice_margin=margin, seed=0)
+    iterator = pipeline.make_train_iterator(data, global_batch_size=batch_size, slice_margin=margin, seed=0,
+                                            sim_config=SIM)
     try:
         start = time.perf_counter()
         next(iterator)
@@ -133,7 +136,7 @@ def _with(setting: Setting, **data_fields) -> Setting:
 def decode_seconds(data) -> float:
     source = datasets.ensure_built(data).as_data_source(data.train_split)
     start = time.perf_counter()
-    patches.Decoded.from_example(source[0])
+    patches.Decoded.from_example(source[0], SIM.to_dict())
     return round(time.perf_counter() - start, 3)
 
 

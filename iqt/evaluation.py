@@ -6,8 +6,11 @@ is simulated, enhanced by IQT, and upsampled along the slice axis by nearest,
 linear and cubic-spline interpolation at the positions of the slice
 convention (LF slice j sits at HF index r·j + (r − 1)/2). Each estimate is
 compared with the HF truth by RMSE, PSNR and SSIM inside the brain mask
-(`iqt.metrics`, REFERENCE.md §6). Intensities are the normalised ones of
-training (HF divided by its 99th percentile in the brain).
+(`iqt.metrics`, REFERENCE.md §6). The truth is the HF object as training sees
+it (`simulators.hf_object`), on the dataset's stored scale (HF divided by its
+99th percentile in the brain); IQT enhances the simulated LF exactly as
+`launch.infer` enhances a file (`iqt.inference.enhance_lf`), so its estimate is
+on that scale too, while the interpolations stay on the LF's.
 """
 from __future__ import annotations
 
@@ -21,16 +24,15 @@ import jax
 import ml_collections
 import numpy as np
 import pandas as pd
-from scipy import ndimage
 
 import simulators
 from simulators import distributions
 from iqt import metrics
+from iqt.interpolation import INTERPOLATION_ORDERS, interpolate_slices
 from iqt.errors import UserError
 from iqt.io_utils import atomic_path, atomic_write_text
 from iqt.tiling import DEFAULT_TILE_LF, check_tile_size
 
-INTERPOLATION_ORDERS = {"nearest": 0, "linear": 1, "cubic": 3}
 METHODS = ("IQT", *INTERPOLATION_ORDERS)
 METRICS = ("psnr", "ssim", "rmse")
 METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "rmse": "RMSE"}
@@ -47,7 +49,7 @@ def _snr_times(factor: float):
 
 def _thickness_per_spacing(fraction: float):
     def variant(sim: ml_collections.ConfigDict) -> None:
-        sim.parameters.slice_thickness_mm = distributions.fixed(fraction * sim.factor * sim.hf_voxel_mm)
+        sim.parameters.slice_thickness_fraction = distributions.fixed(fraction)
     return variant
 
 
@@ -101,30 +103,11 @@ def setting_key(seed: int, setting: str, subject_id: str) -> jax.Array:
     return key
 
 
-# --- the interpolation baselines ------------------------------------------------------------
-
-def slice_interpolation_matrix(n_lf: int, factor: int, order: int) -> np.ndarray:
-    """(n_lf, n_lf · factor) matrix M such that hf = lf @ M interpolates along the slices.
-
-    HF slice i is read at LF coordinate (i − (r − 1)/2) / r (scipy spline of
-    `order`, constant continuation beyond the outer slice centres).
-    """
-    positions = (np.arange(n_lf * factor) - (factor - 1) / 2.0) / factor
-    identity = np.eye(n_lf)
-    return np.stack([ndimage.map_coordinates(identity[j], positions[None], order=order, mode="nearest")
-                     for j in range(n_lf)])
-
-
-def interpolate_slices(lf: np.ndarray, factor: int, order: int) -> np.ndarray:
-    """(..., n_lf) → (..., n_lf · factor) float32, interpolated along the last axis."""
-    matrix = slice_interpolation_matrix(lf.shape[-1], factor, order)
-    return np.tensordot(np.asarray(lf, np.float64), matrix, axes=([-1], [0])).astype(np.float32)
-
-
 # --- evaluation -----------------------------------------------------------------------------
 
 Enhance = Callable[[np.ndarray], np.ndarray]
-"""A normalised LF volume (x, y, z_lf) → its IQT estimate (x, y, z_lf · r)."""
+"""An LF volume (x, y, z_lf), as simulated → its IQT estimate (x, y, z_lf · r) on the HF scale
+(`iqt.inference.enhance_lf`: the same normalisation as `launch.infer`)."""
 
 
 def estimates(lf: np.ndarray, factor: int, enhance: Enhance) -> dict[str, np.ndarray]:
@@ -144,7 +127,8 @@ def evaluate_subject(subject, enhance: Enhance, sim_config: ml_collections.Confi
         lf = np.asarray(simulators.simulate_volume(
             setting_key(seed, name, subject.subject_id), subject.image, subject.tissue,
             setting_parameters(sim), sim, tissue_means=getattr(subject, "tissue_means", None)), np.float32)
-        truth = np.asarray(subject.image[..., :lf.shape[-1] * factor], np.float32)
+        truth = simulators.hf_object(subject.image, subject.tissue, sim.lf_brain_threshold)
+        truth = np.asarray(truth[..., :lf.shape[-1] * factor], np.float32)
         for method, estimate in estimates(lf, factor, enhance).items():
             rows.append({"subject": subject.subject_id, "setting": name, "method": method,
                          **metrics.all_metrics(truth, estimate)})
@@ -232,7 +216,7 @@ def evaluate_run(workdir: str | os.PathLike, *, split: str = "test",
     split name of the dataset; the report goes to `out_dir` (default WORKDIR/evaluation).
     """
     from iqt.data import pipeline
-    from iqt.inference import load_predictor
+    from iqt.inference import enhance_lf, load_predictor
 
     settings, tile_lf = check_settings(settings), check_tile_size(tile_lf)
     predictor, config = load_predictor(workdir, checkpoint)
@@ -241,7 +225,7 @@ def evaluate_run(workdir: str | os.PathLike, *, split: str = "test",
     subjects = pipeline.load_split_subjects(config.data, names.get(split, split))
 
     def enhance(lf: np.ndarray) -> np.ndarray:
-        return predictor.enhance(lf, batch_size=batch_size, tile_lf=tile_lf, progress=progress)
+        return enhance_lf(lf, predictor, batch_size=batch_size, tile_lf=tile_lf, progress=progress)
 
     table = evaluate(subjects, enhance, config.sim, settings, seed=int(config.seed))
     return table, write_report(table, Path(workdir) / "evaluation" if out_dir is None else out_dir)

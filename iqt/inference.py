@@ -23,8 +23,9 @@ from tqdm import tqdm
 
 from iqt import figures
 from iqt.data.nifti import check_same_grid, find_slice_axis, hf_affine_from_lf, load_volume, save_volume
-from iqt.data.normalization import brain_mask, normalise
+from iqt.data.normalization import brain_mask, lf_scale
 from iqt.errors import UserError
+from iqt.interpolation import interpolate_slices
 from iqt.tiling import (DEFAULT_MARGIN_LF, DEFAULT_TILE_LF, check_tile_size, iter_tile_batches, iter_tiles,
                         plan_tiles)
 
@@ -212,33 +213,55 @@ def _check_output(input_path: Path, output_path: Path) -> None:
         raise UserError(f"output {output_path} is the input itself; choose another name")
 
 
+def enhance_lf(lf: np.ndarray, predictor: "Predictor", mask: np.ndarray | None = None, *,
+               name: str = "the low-field input", **enhance_options) -> np.ndarray:
+    """A low-field volume (x, y, z_lf), slice axis last, in its own units → (x, y, z_lf · r).
+
+    The one intensity rule of training, evaluation and inference: the brain
+    (`mask`, default: voxels > 0 of a skull-stripped input) is divided by its
+    mean (`lf_scale`), the background is zeroed as in training, and the
+    network's output is multiplied back. Outputs are magnitudes: negatives are
+    clipped to 0. Outside the brain (the mask repeated over each LF slice's r HF
+    slices) the output is the input upsampled by cubic splines, not invented.
+    """
+    lf = np.asarray(lf, np.float32)
+    mask = brain_mask(lf) if mask is None else np.asarray(mask, bool)
+    scale = np.float32(lf_scale(lf, mask, name=name))
+    brain = np.where(mask, lf, np.float32(0.0)) / scale
+    hf = predictor.enhance(brain, **enhance_options)
+    np.maximum(hf, 0.0, out=hf)
+    hf *= scale
+    hf_mask = np.repeat(mask, predictor.factor, axis=-1)
+    if not hf_mask.all():
+        background = np.maximum(interpolate_slices(lf, predictor.factor, 3), 0.0)
+        hf = np.where(hf_mask, hf, background)
+    return hf
+
+
 def enhance_file(input_path: str | os.PathLike, output_path: str | os.PathLike, predictor: Predictor, *,
                  slice_axis: int | None = None, mask_path: str | os.PathLike | None = None,
                  batch_size: int = 1, tile_lf=DEFAULT_TILE_LF, progress: bool = True,
                  figure: bool = True) -> Path:
     """Enhances one LF NIfTI file; writes the HF estimate (and OUT.png); returns the output path.
 
-    Intensities: the input is divided by its 99th percentile inside the brain
-    (the voxels > 0, or the `mask_path` mask, which also zeroes the input's
-    background), as HF volumes are in training; the output is multiplied
-    back, so it is in the input's units. Geometry: the slice axis is found from
-    the voxel sizes (or given); the output has r times as many slices, the
-    input's orientation and header codes, and the affine of the slice convention.
+    Intensities and background: `enhance_lf` (the brain is the voxels > 0, or
+    the `mask_path` mask). Geometry: the slice axis is found from the voxel
+    sizes (or given); the output has r times as many slices, the input's
+    orientation and header codes, and the affine of the slice convention.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     _check_output(input_path, output_path)
     volume = load_volume(input_path, name="low-field input")
     axis = find_slice_axis(volume.voxel_sizes_mm, slice_axis)
-    image, mask = volume.data, brain_mask(volume.data)
+    mask = None
     if mask_path is not None:
         mask_volume = load_volume(mask_path, name="brain mask")
         check_same_grid(volume, {f"brain mask {mask_path}": mask_volume})
         mask = mask_volume.data > 0
-        image = np.where(mask, image, 0.0).astype(np.float32)
     reorientation = Reorientation.from_affine(volume.affine, axis)
-    lf, scale = normalise(reorientation.apply(image), reorientation.apply(mask), name=str(input_path))
-    hf = predictor.enhance(lf, batch_size=batch_size, tile_lf=tile_lf, progress=progress)
-    hf *= np.float32(scale)   # in place: back to the input's intensity units
+    lf = reorientation.apply(volume.data)
+    hf = enhance_lf(lf, predictor, None if mask is None else reorientation.apply(mask),
+                    name=str(input_path), batch_size=batch_size, tile_lf=tile_lf, progress=progress)
     r = predictor.factor
     save_volume(output_path, reorientation.invert(hf), hf_affine_from_lf(volume.affine, r, slice_axis=axis),
                 header=volume.header)
@@ -246,7 +269,7 @@ def enhance_file(input_path: str | os.PathLike, output_path: str | os.PathLike, 
         sizes = np.asarray(volume.voxel_sizes_mm)[list(reorientation.order)]
         z_scale = float(sizes[2] / sizes[0])
         figures.save_comparison(figure_path(output_path), {
-            "LF input": (lf * np.float32(scale), z_scale), f"IQT (×{r} slices)": (hf, z_scale / r)},
+            "LF input": (lf, z_scale), f"IQT (×{r} slices)": (hf, z_scale / r)},
             title=f"{input_path.name}: LF vs IQT")
     return output_path
 

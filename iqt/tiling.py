@@ -5,7 +5,7 @@ pooling factor (so every tile pools on the same grid) and overlap their
 neighbours by at least 2 · margin. A tile's prediction is not trusted within
 `margin` voxels of an edge it shares with another tile (the network lacked
 context there); across the rest of an overlap the two tiles are cross-faded
-linearly. The weights of all tiles sum to one at every voxel, so the blend is
+with a raised-cosine (Hann) ramp, smooth at both ends so that no seam shows. The weights of all tiles sum to one at every voxel, so the blend is
 a weighted sum with no normalisation. Among the tilings with tiles no larger
 than asked, the plan computes the fewest voxels.
 """
@@ -48,8 +48,9 @@ class AxisTiling:
     def weights(self, scale: int = 1) -> list[np.ndarray]:
         """Each tile's 1-D blending weights, with `scale` output voxels per input voxel.
 
-        Tile i hands over to tile i + 1 linearly across their overlap less a
-        margin at both ends, so the weights of all tiles sum to one everywhere.
+        Tile i hands over to tile i + 1 along a raised-cosine ramp across their
+        overlap less a margin at both ends, so the weights of all tiles sum to one
+        everywhere.
         """
         n = self.size * scale
         weights = [np.ones(n, np.float32) for _ in self.starts]
@@ -58,7 +59,8 @@ class AxisTiling:
 
             def share_of_right(start: int) -> np.ndarray:
                 centres = start * scale + np.arange(n) + 0.5     # voxel centres on the padded axis
-                return np.clip((centres - lo) / max(hi - lo, 1e-9), 0.0, 1.0).astype(np.float32)
+                t = np.clip((centres - lo) / max(hi - lo, 1e-9), 0.0, 1.0)
+                return (0.5 - 0.5 * np.cos(np.pi * t)).astype(np.float32)
 
             weights[i] *= 1.0 - share_of_right(left)
             weights[i + 1] *= share_of_right(right)

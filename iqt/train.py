@@ -30,7 +30,8 @@ from iqt.errors import UserError
 from iqt.metric_writers import MetricWriter, read_jsonl
 from iqt.models import create_model
 from iqt.run_guard import StopRequest, workdir_lock
-from iqt.train_step import TrainState, create_train_state, make_optimizer, make_steps, simulate_pairs
+from iqt.train_step import (SUBJECT_DRAWS, TrainState, create_train_state, make_optimizer, make_steps,
+                            simulate_pairs)
 
 
 class TrainingDiverged(RuntimeError):
@@ -98,10 +99,11 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: Path) -> None:
 def make_eval_set(config, mesh, margin: int) -> EvalSet:
     """Simulates the validation patches once, with a key of their own."""
     batch = pipeline.make_eval_batch(config.data, split="validation", num_patches=config.train.num_eval_patches,
-                                     slice_margin=margin, seed=config.seed)
+                                     slice_margin=margin, seed=config.seed, sim_config=config.sim)
     batch = parallel.to_global({k: parallel.process_share(v) for k, v in batch.items()}, mesh)
-    key = jax.random.fold_in(jax.random.key(config.seed), 2**31 - 1)
-    lf, target, _ = jax.jit(lambda b: simulate_pairs(key, b, config.sim))(batch)
+    root = jax.random.key(config.seed)
+    key, subject_key = jax.random.fold_in(root, 2**31 - 1), jax.random.fold_in(root, SUBJECT_DRAWS)
+    lf, target, _ = jax.jit(lambda b: simulate_pairs(key, b, config.sim, subject_key))(batch)
     return EvalSet(lf=lf, first_lf=_gather(lf)[0], target=_gather(target))
 
 
@@ -167,7 +169,7 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, stop: StopRequest) 
                    out_shardings=parallel.replicated(mesh))
     state = init(jax.random.key(config.seed))
     data = pipeline.make_train_iterator(config.data, global_batch_size=config.train.batch_size,
-                                        slice_margin=margin, seed=config.seed,
+                                        slice_margin=margin, seed=config.seed, sim_config=config.sim,
                                         process_index=jax.process_index(), process_count=jax.process_count())
     checkpointer = checkpointing.Checkpointer(workdir, keep=config.train.keep_checkpoints)
     restored = checkpointer.restore_latest(checkpointing.abstract_like(state, parallel.replicated(mesh)))

@@ -5,7 +5,15 @@
 
 Every sample of the batch draws its own simulator parameters θ and noise from
 the key `fold_in(root_key, step)`, so a step's randomness depends only on the
-root seed and the step number, not on the number of devices or on restarts.
+root seed and the step number, not on the number of devices or on restarts
+(with `sim.draw_mode='per_subject'`, θ comes from the sample's subject instead).
+
+Intensities. The LF input and the target are both divided by the LF volume's
+mean brain intensity (`iqt.data.normalization.lf_scale`), the one statistic
+inference can measure on a real low-field scan; in training it is known before
+any noise from the subject's statistics and θ (`simulators.lf_brain_mean`).
+The network thus maps an LF image of brain mean 1 to the HF object on the same
+scale, and inference multiplies its output back.
 """
 from __future__ import annotations
 
@@ -35,9 +43,26 @@ def inverse_time_decay(learning_rate: float, decay_rate: float) -> optax.Schedul
     return lambda t: learning_rate / (1.0 + decay_rate * t)
 
 
+LR_SCHEDULES = ("inverse_time", "cosine")
+
+
+def learning_rate_schedule(train_config: ml_collections.ConfigDict) -> optax.Schedule:
+    """`train.lr_schedule`: 'inverse_time' (published: lr / (1 + lr_decay_rate · t)) or
+    'cosine' (linear warm-up over `warmup_steps`, then a cosine decay to 0 at `num_steps`)."""
+    kind = train_config.get("lr_schedule", "inverse_time")
+    if kind == "inverse_time":
+        return inverse_time_decay(train_config.learning_rate, train_config.lr_decay_rate)
+    if kind == "cosine":
+        warmup = int(train_config.get("warmup_steps", 0))
+        return optax.warmup_cosine_decay_schedule(0.0, train_config.learning_rate, warmup,
+                                                  max(int(train_config.num_steps), warmup + 1))
+    raise ValueError(f"train.lr_schedule={kind!r} is not one of {LR_SCHEDULES}")
+
+
 def make_optimizer(train_config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-    """Adam with inverse-time learning-rate decay (REFERENCE.md §4)."""
-    return optax.adam(inverse_time_decay(train_config.learning_rate, train_config.lr_decay_rate))
+    """Adam with the configured learning-rate schedule (published: inverse-time decay,
+    docs/method.md §4)."""
+    return optax.adam(learning_rate_schedule(train_config))
 
 
 def create_train_state(key: jax.Array, model: nn.Module, optimizer: optax.GradientTransformation,
@@ -50,19 +75,33 @@ def create_train_state(key: jax.Array, model: nn.Module, optimizer: optax.Gradie
                       skipped=jnp.zeros((), jnp.int32))
 
 
-def simulate_pairs(key: jax.Array, batch: dict, sim_config: ml_collections.ConfigDict
-                   ) -> tuple[jax.Array, jax.Array, dict]:
-    """Draws θ per sample and simulates LF; returns (lf, hf_target, θ).
+SUBJECT_DRAWS = 2**31 - 2   # the stream of per-subject draws, folded into the run's root key
 
-    batch["hf"]: (B, X, Y, Z + 2m) → lf (B, X, Y, Z / r), hf_target (B, X, Y, Z).
+
+def _theta_keys(key: jax.Array, subject_key: jax.Array, batch: dict, draw_mode: str) -> jax.Array:
+    """One key per sample: split from the step's key, or the subject's own key."""
+    if draw_mode == "per_subject":
+        return jax.vmap(lambda s: jax.random.fold_in(subject_key, s))(batch["subject"])
+    return jax.random.split(key, batch["hf"].shape[0])
+
+
+def simulate_pairs(key: jax.Array, batch: dict, sim_config: ml_collections.ConfigDict,
+                   subject_key: jax.Array) -> tuple[jax.Array, jax.Array, dict]:
+    """Draws θ per sample and simulates LF; returns (lf, hf_target, θ), both on the LF's scale.
+
+    batch["hf"]: (B, X, Y, Z + 2m) → lf (B, X, Y, Z / r), hf_target (B, X, Y, Z);
+    `subject_key` seeds the per-subject draws (unused with per-sample draws).
     """
     key_params, key_noise = jax.random.split(key)
-    hf = batch["hf"]
-    margin = simulators.required_margin(sim_config)
-    theta = simulators.sample_parameters(key_params, sim_config, hf.shape[0])
-    lf = simulators.simulate_batch(key_noise, hf, batch["tissue"], batch["tissue_means"], theta, sim_config)
-    target = hf[..., margin:hf.shape[-1] - margin]
-    return lf, target, theta
+    hf, tissue = batch["hf"], batch["tissue"]
+    spec = simulators.SimulatorSpec.from_config(sim_config)
+    keys = _theta_keys(key_params, subject_key, batch, sim_config.draw_mode)
+    theta = simulators.sample_parameters_from_keys(keys, sim_config)
+    lf = simulators.simulate_batch(key_noise, hf, tissue, batch["tissue_means"], theta, sim_config)
+    target = simulators.hf_object(hf, tissue, spec.lf_brain_threshold)[..., spec.margin:hf.shape[-1] - spec.margin]
+    scale = jax.vmap(lambda b, t, p: simulators.lf_brain_mean(b, t, p, spec))(
+        batch["brain_means"], batch["tissue_means"], theta)
+    return lf / scale[:, None, None, None], target / scale[:, None, None, None], theta
 
 
 def _all_finite(tree: Any) -> jax.Array:
@@ -72,7 +111,8 @@ def _all_finite(tree: Any) -> jax.Array:
 def train_step(state: TrainState, batch: dict, *, model: nn.Module, optimizer: optax.GradientTransformation,
                sim_config: ml_collections.ConfigDict, root_key: jax.Array) -> tuple[TrainState, dict]:
     """Simulate → predict → MSE → Adam; an update with a non-finite loss or gradient is not applied."""
-    lf, target, theta = simulate_pairs(jax.random.fold_in(root_key, state.step), batch, sim_config)
+    lf, target, theta = simulate_pairs(jax.random.fold_in(root_key, state.step), batch, sim_config,
+                                       jax.random.fold_in(root_key, SUBJECT_DRAWS))
 
     def loss_fn(params):
         prediction, updates = model.apply({"params": params, "batch_stats": state.batch_stats},

@@ -1,5 +1,15 @@
 """Simulating low-field images: one sample's pipeline, batches of patches, whole volumes.
 
+The imaged object. With tissue maps, the HF object is the image times the
+tissue sum S = clip(GM + WM + CSF, 0, 1), and 0 where S < `lf_brain_threshold`
+(`hf_object`): where the maps miss part of the brain (partial volume, a map
+that lacks sulcal CSF), the LF input and the training target both leave it
+out, so the network never learns to invent intensity (the published code
+multiplies its target by the same sum).
+The contrast change multiplies the object by the tissue-weighted factor
+relative to that sum, (Σ_t f_t·p_t) / S, so that with every factor at 1 (or
+`contrast='none'`) the LF is exactly the blurred, sampled object.
+
 One sample, slice axis last, in this order:
 
 1. with `contrast_grid='hf'`: the tissue contrast change on the HF grid;
@@ -8,7 +18,9 @@ One sample, slice axis last, in this order:
 3. optional in-plane blur;
 4. with `contrast_grid='lf'` (reference): the contrast change on the blurred maps;
 5. optional gamma, optional bias field;
-6. noise at σ = tissue mean / SNR.
+6. noise at σ = tissue mean / SNR;
+7. background removal: LF voxels where the blurred tissue sum is below
+   `lf_brain_threshold` are set to 0, as in a skull-stripped low-field scan.
 
 Steps 2–4 are linear or pointwise, so a patch with its margin gives exactly the
 LF slices that the whole volume gives there (in-plane blur and the bias field
@@ -25,14 +37,35 @@ import ml_collections
 import numpy as np
 
 from simulators.bias_field import bias_field
-from simulators.contrast import apply_gamma, contrast_change, scale_tissues, tissue_factor_map
+from simulators.contrast import apply_gamma, contrast_change, tissue_factor_map
 from simulators.errors import SimulatorInputError
 from simulators.inplane_blur import blur_inplane
 from simulators.noise import add_noise
+from simulators.parameters import mean_parameters
 from simulators.slice_sampling import sample_slices, slice_sampling_matrix
 from simulators.spec import SimulatorSpec
 
 TISSUES = ("GM", "WM", "CSF")
+_EMPTY = 1e-6   # a tissue sum below this is background: the contrast factor there is 1
+
+
+def tissue_sum(tissue: jax.Array) -> jax.Array:
+    """S = clip(GM + WM + CSF, 0, 1): tissue (..., 3) → (...)."""
+    return jnp.clip(jnp.sum(tissue, axis=-1), 0.0, 1.0)
+
+
+def hf_object(hf: jax.Array, tissue: Optional[jax.Array], brain_threshold: float = 0.0) -> jax.Array:
+    """The imaged object and training target: hf · S where S >= `brain_threshold`, else 0
+    (hf unchanged without tissue maps)."""
+    if tissue is None:
+        return hf
+    total = tissue_sum(tissue)
+    return jnp.where(total >= brain_threshold, hf * total, 0.0)
+
+
+def _relative(weighted: jax.Array, total: jax.Array) -> jax.Array:
+    """weighted / total where there is tissue, else 1."""
+    return jnp.where(total > _EMPTY, weighted / jnp.maximum(total, _EMPTY), 1.0)
 
 
 def _blur_inplane(lf: jax.Array, params: Mapping[str, jax.Array], spec: SimulatorSpec):
@@ -54,20 +87,43 @@ def simulate_one(key: jax.Array, hf: jax.Array, tissue: Optional[jax.Array],
         spec.slice_profile, params, n_hf=hf.shape[-1], n_lf=n_lf, factor=spec.factor,
         margin=margin, hf_voxel_mm=spec.hf_voxel_mm, half_width_mm=spec.slice_half_width_mm,
         edge_mode=spec.edge_mode)
-    on_hf_grid = spec.needs_tissue and spec.contrast_grid == "hf"
-    on_lf_grid = spec.needs_tissue and spec.contrast_grid == "lf"
-    image = scale_tissues(hf, tissue, change.tissue_factors) if on_hf_grid else hf
-    lf = _blur_inplane(sample_slices(image, weights), params, spec)
-    if on_lf_grid:
+
+    def to_lf(volume):
+        return _blur_inplane(sample_slices(volume, weights), params, spec)
+
+    image = hf_object(hf, tissue, spec.lf_brain_threshold)
+    contrast = change.tissue_factors is not None
+    if contrast and spec.contrast_grid == "hf":
+        image = image * _relative(tissue_factor_map(tissue, change.tissue_factors), tissue_sum(tissue))
+    lf = to_lf(image)
+    support = None if tissue is None else to_lf(tissue_sum(tissue))
+    if contrast and spec.contrast_grid == "lf":
         # Σ_t f_t · blur(p_t) = blur(Σ_t f_t · p_t): one blur for the maps, not three.
-        lf = lf * _blur_inplane(sample_slices(tissue_factor_map(tissue, change.tissue_factors),
-                                              weights), params, spec)
+        lf = lf * _relative(to_lf(tissue_factor_map(tissue, change.tissue_factors)), support)
     if spec.gamma_enabled:
         lf = apply_gamma(lf, params["gamma"], change.reference_intensity)
     if spec.bias_enabled:
         lf = lf * bias_field(lf.shape, spec.factor, spec.hf_voxel_mm,
                              spec.bias_field_length_mm, params)
-    return add_noise(key, lf, change.noise_sigma, spec.noise)
+    lf = add_noise(key, lf, change.noise_sigma, spec.noise)
+    if support is None or spec.lf_brain_threshold == 0.0:
+        return lf
+    return jnp.where(support >= spec.lf_brain_threshold, lf, 0.0)
+
+
+def lf_brain_mean(brain_means: jax.Array, tissue_means: jax.Array,
+                  params: Mapping[str, jax.Array], spec: SimulatorSpec) -> jax.Array:
+    """The expected mean LF intensity over the brain, before noise: Σ_t f_t · c_t.
+
+    brain_means (3,): c_t, each tissue's part of the subject's LF brain mean
+    (`brain_means_by_tissue`); f_t the contrast factors of `params`. Exact for
+    the mean slice profile without noise; other thicknesses move it by a few
+    tenths of a percent; gamma and the bias field are not accounted for (both
+    off by default). This is the training-time value of
+    `iqt.data.normalization.lf_scale`, which inference measures on the LF itself.
+    """
+    factors = contrast_change(spec.contrast, tissue_means, params).tissue_factors
+    return jnp.sum(brain_means) if factors is None else jnp.sum(factors * brain_means)
 
 
 def _check_tissue(spec: SimulatorSpec, hf_shape: tuple, tissue) -> None:
@@ -103,6 +159,44 @@ def simulate_batch(key: jax.Array, hf: jax.Array, tissue: Optional[jax.Array],
     one = functools.partial(simulate_one, spec=spec, margin=margin, n_lf=depth // spec.factor)
     keys = jax.random.split(key, batch)
     return jax.vmap(one)(keys, hf, tissue, jnp.asarray(tissue_means, jnp.float32), params)
+
+
+def brain_means_by_tissue(hf: np.ndarray, tissue: Optional[np.ndarray],
+                          config: ml_collections.ConfigDict) -> np.ndarray:
+    """c_t, shape (3,): each tissue's part of the mean brain intensity of the subject's LF volume.
+
+    The volume (X, Y, Z), slice axis last, is simulated at the config's mean
+    parameters without contrast change or noise; c_t is the mean over the LF
+    brain (blurred tissue sum >= `lf_brain_threshold`, or > 0) of the LF object
+    times the blurred share of tissue t. So Σ_t f_t·c_t (`lf_brain_mean`) is the
+    LF brain mean after a contrast change by factors f_t, before noise. Without
+    maps: the LF brain mean (LF > 0), all in the first entry.
+    """
+    spec = SimulatorSpec.from_config(config)
+    params = {k: jnp.asarray(v[0]) for k, v in mean_parameters(config, 1).items()}
+    hf = jnp.asarray(hf, jnp.float32)
+    tissue = None if tissue is None else jnp.asarray(tissue, jnp.float32)
+    return np.asarray(_brain_means(hf, tissue, params, spec=spec, n_lf=hf.shape[-1] // spec.factor))
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "n_lf"))
+def _brain_means(hf, tissue, params, *, spec, n_lf):
+    weights = slice_sampling_matrix(
+        spec.slice_profile, params, n_hf=hf.shape[-1], n_lf=n_lf, factor=spec.factor, margin=0,
+        hf_voxel_mm=spec.hf_voxel_mm, half_width_mm=spec.slice_half_width_mm, edge_mode=spec.edge_mode)
+
+    def to_lf(volume):
+        return _blur_inplane(sample_slices(volume, weights), params, spec)
+
+    lf = to_lf(hf_object(hf, tissue, spec.lf_brain_threshold))
+    if tissue is None:
+        brain = lf > 0
+        return jnp.stack([jnp.sum(jnp.where(brain, lf, 0.0)) / jnp.maximum(jnp.sum(brain), 1), 0.0, 0.0])
+    support = to_lf(tissue_sum(tissue))
+    brain = support >= max(spec.lf_brain_threshold, _EMPTY)
+    count = jnp.maximum(jnp.sum(brain), 1)
+    shares = [_relative(to_lf(tissue[..., t]), support) for t in range(3)]
+    return jnp.stack([jnp.sum(jnp.where(brain, lf * share, 0.0)) / count for share in shares])
 
 
 def tissue_means_from_volume(hf: np.ndarray, tissue: Optional[np.ndarray],

@@ -14,6 +14,7 @@ import dataclasses
 import ml_collections
 
 from simulators import distributions
+from simulators.config import DRAW_MODES
 from simulators.contrast import CONTRAST_MODELS
 from simulators.errors import SimulatorInputError
 from simulators.noise import NOISE_MODELS
@@ -38,6 +39,7 @@ class SimulatorSpec:
     contrast: str
     contrast_grid: str            # 'lf' (reference): contrast after blurring; 'hf': before
     noise: str
+    lf_brain_threshold: float     # LF background (blurred tissue sum below this) set to 0; 0: off
     gamma_enabled: bool
     bias_enabled: bool
     bias_field_length_mm: float
@@ -70,6 +72,10 @@ def _validate(config: ml_collections.ConfigDict) -> None:
     for field in ("hf_voxel_mm", "psf_truncate_sigmas", "bias_field_length_mm"):
         if not config[field] > 0:
             raise SimulatorInputError(f"sim.{field}={config[field]!r} must be > 0")
+    if config.draw_mode not in DRAW_MODES:
+        raise SimulatorInputError(f"sim.draw_mode={config.draw_mode!r} is not one of {DRAW_MODES}")
+    if not 0.0 <= config.lf_brain_threshold < 1.0:
+        raise SimulatorInputError(f"sim.lf_brain_threshold={config.lf_brain_threshold!r} must be in [0, 1)")
     for field, choices in _CHOICES.items():
         if config[field] not in choices:
             raise SimulatorInputError(f"sim.{field}={config[field]!r} is not one of {choices}")
@@ -80,7 +86,8 @@ def _spec(config: ml_collections.ConfigDict) -> SimulatorSpec:
     _validate(config)
     p = config.parameters
     truncate = config.psf_truncate_sigmas
-    max_thickness = distributions.scalar_support(p.slice_thickness_mm)[1]
+    spacing_mm = config.factor * config.hf_voxel_mm
+    max_thickness = distributions.scalar_support(p.slice_thickness_fraction)[1] * spacing_mm
     max_edge = distributions.scalar_support(p.slice_edge_fwhm_mm)[1]
     max_inplane = distributions.scalar_support(p.inplane_fwhm_mm)[1]
     inplane_on = not _is_fixed_at(p.inplane_fwhm_mm, 0.0)
@@ -95,6 +102,7 @@ def _spec(config: ml_collections.ConfigDict) -> SimulatorSpec:
         contrast=config.contrast,
         contrast_grid=config.contrast_grid,
         noise=config.noise,
+        lf_brain_threshold=float(config.lf_brain_threshold),
         gamma_enabled=not _is_fixed_at(p.gamma, 1.0),
         bias_enabled=not all(_is_fixed_at(p[f"bias_{a}"], 0.0) for a in "xyz"),
         bias_field_length_mm=float(config.bias_field_length_mm),

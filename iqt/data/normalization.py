@@ -1,8 +1,15 @@
 """Intensity normalisation and tissue statistics (docs/architecture.md, 'Arrays and units').
 
-Every HF volume is divided by its robust scale, the 99th percentile of its
-brain voxels; inference does the same to a low-field input and multiplies the
-network's output back. Tissue means feed the simulator's contrast change.
+Two scales, one per side of the network:
+
+- HF volumes are stored divided by their robust scale, the 99th percentile of
+  their brain voxels (`normalise`), so datasets share one range.
+- The network's input, a low-field image, is divided by its own mean brain
+  intensity (`lf_scale`), and the network's output is multiplied back. The
+  same rule holds in training (where the simulator knows this mean before the
+  noise, `simulators.lf_brain_mean`), in evaluation and in `launch.infer`.
+
+Tissue means feed the simulator's contrast change.
 """
 from __future__ import annotations
 
@@ -45,6 +52,18 @@ def normalise(image: np.ndarray, mask: np.ndarray, *,
     """(image / robust_scale, robust_scale): brain intensities mostly in [0, 1]."""
     scale = robust_scale(image, mask, name=name)
     return (np.asarray(image, dtype=np.float32) / np.float32(scale)).astype(np.float32), scale
+
+
+def lf_scale(lf: np.ndarray, mask: np.ndarray, *, name: str = "the low-field input") -> float:
+    """The mean of a low-field image inside its brain `mask` (intensity units), > 0."""
+    values = np.asarray(lf, dtype=np.float64)[np.asarray(mask, dtype=bool)]
+    if values.size == 0:
+        raise UserError(f"the brain mask of {name} is empty (no voxel above 0); is it blank?")
+    scale = float(values.mean())
+    if not scale > 0:
+        raise UserError(f"the mean brain intensity of {name} is {scale:g}; it must be positive "
+                        f"to normalise intensities")
+    return scale
 
 
 def tissue_means(image: np.ndarray, tissue: np.ndarray,

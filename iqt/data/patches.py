@@ -11,9 +11,12 @@ section 4's rule, with tissue maps in place of "above the mean intensity").
 from __future__ import annotations
 
 import dataclasses
+import zlib
 
+import ml_collections
 import numpy as np
 
+import simulators
 from iqt.data.datasets import common
 from iqt.errors import UserError
 
@@ -71,12 +74,23 @@ class Decoded:
     tissue: np.ndarray        # (x, y, z, 3) uint8, probability x 255
     brain: np.ndarray         # (x, y, z) bool
     tissue_means: np.ndarray  # (3,) float32
+    brain_means: np.ndarray   # (3,) float32: each tissue's part of the mean brain intensity
 
     @classmethod
-    def from_example(cls, example: dict) -> "Decoded":
+    def from_example(cls, example: dict, sim_config: dict) -> "Decoded":
+        """Decodes a record; `sim_config` (the `sim` section as a dict) gives the brain means."""
+        tissue = common.dequantise_tissue(example["tissue"])
+        brain_means = simulators.brain_means_by_tissue(
+            example["image"], tissue, ml_collections.ConfigDict(sim_config))
         return cls(subject_id=text(example["subject_id"]), image=example["image"],
                    tissue=example["tissue"], brain=brain_from_tissue(example["tissue"]),
-                   tissue_means=np.asarray(example["tissue_means"], dtype=np.float32))
+                   tissue_means=np.asarray(example["tissue_means"], dtype=np.float32),
+                   brain_means=brain_means)
+
+
+def subject_index(subject_id: str) -> int:
+    """A stable non-negative int32 for a subject id (the key of its per-subject draw)."""
+    return zlib.crc32(subject_id.encode()) & 0x7FFFFFFF
 
 
 def text(value) -> str:
@@ -85,10 +99,11 @@ def text(value) -> str:
 
 
 def empty_patches(count: int, patch_size, margin: int) -> dict:
-    """Room for `count` patches: hf float32, tissue uint8 (x 255), tissue_means float32."""
+    """Room for `count` patches: hf float32, tissue uint8 (x 255), per-subject statistics."""
     window = (count, patch_size[0], patch_size[1], patch_size[2] + 2 * margin)
     return {"hf": np.empty(window, np.float32), "tissue": np.empty(window + (3,), np.uint8),
-            "tissue_means": np.empty((count, 3), np.float32)}
+            "tissue_means": np.empty((count, 3), np.float32),
+            "brain_means": np.empty((count, 3), np.float32), "subject": np.empty(count, np.int32)}
 
 
 def extract_into(out: dict, rows, volume: Decoded, corners, patch_size, margin: int) -> None:
@@ -99,10 +114,14 @@ def extract_into(out: dict, rows, volume: Decoded, corners, patch_size, margin: 
         out["hf"][row] = volume.image[window]
         out["tissue"][row] = volume.tissue[window]
         out["tissue_means"][row] = volume.tissue_means
+        out["brain_means"][row] = volume.brain_means
+        out["subject"][row] = subject_index(volume.subject_id)
 
 
 def to_float_batch(batch: dict) -> dict:
     """The device format: tissue as float32 probabilities."""
     return {"hf": np.asarray(batch["hf"], dtype=np.float32),
             "tissue": common.dequantise_tissue(np.asarray(batch["tissue"])),
-            "tissue_means": np.asarray(batch["tissue_means"], dtype=np.float32)}
+            "tissue_means": np.asarray(batch["tissue_means"], dtype=np.float32),
+            "brain_means": np.asarray(batch["brain_means"], dtype=np.float32),
+            "subject": np.asarray(batch["subject"], dtype=np.int32)}

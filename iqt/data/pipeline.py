@@ -64,6 +64,7 @@ class PatchSampler:
     seed: int
     stream: int
     cache_volumes: int
+    sim_config: dict                 # the `sim` section, for each subject's LF brain means
     rows: tuple[int, int] = (0, -1)  # this process's rows [start, stop) of each batch (-1: all)
 
     _LOCAL = ("_source", "_cache", "_lock", "_record_locks")  # per process, not pickled
@@ -96,7 +97,7 @@ class PatchSampler:
                     return self._cache[record]
                 if self._source is None:
                     self._source = tfds.builder_from_directory(self.dataset_dir).as_data_source(self.split)
-            decoded = Decoded.from_example(self._source[record])
+            decoded = Decoded.from_example(self._source[record], self.sim_config)
             with self._lock:
                 self._cache[record] = decoded
                 while len(self._cache) > max(self.cache_volumes, 0):
@@ -239,6 +240,20 @@ def _check_shapes(builder, split: str, patch_size, margin: int) -> None:
                             f"with its margin {window}; lower data.patch_size_hf")
 
 
+VOXEL_SIZE_TOLERANCE = 0.01   # relative: sim.hf_voxel_mm must match the data this closely
+
+
+def _check_voxel_sizes(builder, split: str, hf_voxel_mm: float) -> None:
+    """The simulator's widths are in mm: `sim.hf_voxel_mm` must be the data's slice-axis voxel size."""
+    sizes = (builder.info.metadata or {}).get("voxel_sizes_mm", {})
+    for subject_id in (builder.info.metadata or {}).get("subjects", {}).get(split, []):
+        along_slices = float(sizes.get(subject_id, [hf_voxel_mm] * 3)[2])
+        if abs(along_slices - hf_voxel_mm) > VOXEL_SIZE_TOLERANCE * along_slices:
+            raise UserError(f"subject {subject_id} ({split}) has {along_slices:g} mm voxels along the "
+                            f"slices but sim.hf_voxel_mm={hf_voxel_mm:g}; set "
+                            f"--config.sim.hf_voxel_mm={along_slices:g}")
+
+
 def process_records(num_records: int, process_index: int, process_count: int) -> tuple[int, ...]:
     """The records process `process_index` reads: every P-th, or all if there are fewer than P."""
     if not 0 <= process_index < process_count:
@@ -260,8 +275,8 @@ def _share(num_records: int, global_batch_size: int, process_index: int, process
 
 
 def make_train_iterator(data_config: ml_collections.ConfigDict, *, global_batch_size: int,
-                        slice_margin: int, seed: int, process_index: int = 0,
-                        process_count: int = 1) -> PatchIterator:
+                        slice_margin: int, seed: int, sim_config: ml_collections.ConfigDict,
+                        process_index: int = 0, process_count: int = 1) -> PatchIterator:
     """This process's training batches: hf (b, X, Y, Z+2m), tissue (..., 3), tissue_means (b, 3)."""
     _check_config(data_config, slice_margin)
     if global_batch_size < 1 or global_batch_size % process_count:
@@ -274,6 +289,7 @@ def make_train_iterator(data_config: ml_collections.ConfigDict, *, global_batch_
                         f"at least the per-process batch size {batch_size}")
     builder = _built_with_split(data_config, data_config.train_split)
     _check_shapes(builder, data_config.train_split, data_config.patch_size_hf, slice_margin)
+    _check_voxel_sizes(builder, data_config.train_split, float(sim_config.hf_voxel_mm))
     num_records = builder.info.splits[data_config.train_split].num_examples
     sampler = PatchSampler(
         dataset_dir=str(builder.data_dir), split=data_config.train_split,
@@ -281,7 +297,7 @@ def make_train_iterator(data_config: ml_collections.ConfigDict, *, global_batch_
         min_brain_fraction=float(data_config.min_brain_fraction),
         patches_per_volume=int(data_config.patches_per_volume),
         volumes_per_shuffle=int(data_config.volumes_per_shuffle), seed=int(seed),
-        cache_volumes=int(data_config.cache_volumes),
+        cache_volumes=int(data_config.cache_volumes), sim_config=sim_config.to_dict(),
         **_share(num_records, global_batch_size, process_index, process_count))
     identity = {"dataset": str(builder.data_dir), "seed": int(seed), "batch_size": batch_size,
                 "process_index": process_index, "process_count": process_count,
@@ -290,7 +306,7 @@ def make_train_iterator(data_config: ml_collections.ConfigDict, *, global_batch_
 
 
 def make_eval_batch(data_config: ml_collections.ConfigDict, *, split: str, num_patches: int,
-                    slice_margin: int, seed: int) -> dict:
+                    slice_margin: int, seed: int, sim_config: ml_collections.ConfigDict) -> dict:
     """A fixed, seeded batch of `num_patches` patches of `split` (patch i from record i mod n)."""
     _check_config(data_config, slice_margin)
     if num_patches < 1:
@@ -300,7 +316,7 @@ def make_eval_batch(data_config: ml_collections.ConfigDict, *, split: str, num_p
     n = min(len(source), num_patches)
     parts = []
     for record in range(n):
-        volume = Decoded.from_example(source[record])
+        volume = Decoded.from_example(source[record], sim_config.to_dict())
         corners, _ = sample_corners(rng(seed, record, _EVAL), volume.brain, size, slice_margin,
                                     data_config.min_brain_fraction, len(range(record, num_patches, n)),
                                     name=f"subject {volume.subject_id}")

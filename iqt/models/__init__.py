@@ -33,6 +33,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.compute_dtype = "float32"      # 'float32' | 'bfloat16' (parameters stay float32)
     c.conv_impl = "auto"             # 'auto' | 'xla' | 'cpu_fast' (auto: cpu_fast on CPU)
     c.decoder_bottleneck_core = True  # False: the peers' variant without the decoder's first block
+    c.bn_momentum = 0.99             # BatchNorm running averages (Keras default); lower for short runs
     return c
 
 
@@ -47,6 +48,12 @@ def _factor(factor) -> int:
     if int(factor) != factor:
         raise ArchitectureError(f"upsampling factor must be an integer, got {factor!r}")
     return int(factor)
+
+
+def _momentum(value) -> float:
+    if not 0.0 < float(value) < 1.0:
+        raise ArchitectureError(f"model.bn_momentum must be in (0, 1), got {value!r}")
+    return float(value)
 
 
 def input_multiple(model_config: ml_collections.ConfigDict, factor: int) -> tuple[int, int, int]:
@@ -69,4 +76,5 @@ def create_model(model_config: ml_collections.ConfigDict, factor: int) -> SliceU
         decoder_bottleneck_core=bool(model_config.get("decoder_bottleneck_core", True)),
         impl=conv_impl.resolve_impl(impl),
         dtype=COMPUTE_DTYPES[dtype],
+        bn_momentum=_momentum(model_config.get("bn_momentum", 0.99)),
     )

@@ -9,7 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from iqt.models.layers import Conv3D, ConvTransposeKernelEqStride, Dtype, batch_norm
+from iqt.models.layers import KERAS_BN_MOMENTUM, Conv3D, ConvTransposeKernelEqStride, Dtype, batch_norm
 
 
 class ConvCore(nn.Module):
@@ -20,14 +20,16 @@ class ConvCore(nn.Module):
     train: bool
     impl: str = "xla"
     dtype: Dtype = jnp.float32
+    bn_momentum: float = KERAS_BN_MOMENTUM
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        bn = lambda name: batch_norm(self.train, self.dtype, name, self.bn_momentum)  # noqa: E731
         conv = lambda k, name: Conv3D(self.features, k, self.impl, self.dtype, name=name)  # noqa: E731
         shortcut = conv((1, 1, 1), "shortcut")(x)
-        h = batch_norm(self.train, self.dtype, "bn1")(nn.relu(conv((3, 3, 3), "conv1")(x)))
-        h = batch_norm(self.train, self.dtype, "bn2")(nn.relu(conv((3, 3, 3), "conv2")(h)))
-        return batch_norm(self.train, self.dtype, "bn_out")(nn.relu(h + shortcut))
+        h = bn("bn1")(nn.relu(conv((3, 3, 3), "conv1")(x)))
+        h = bn("bn2")(nn.relu(conv((3, 3, 3), "conv2")(h)))
+        return bn("bn_out")(nn.relu(h + shortcut))
 
 
 class SkipBlock(nn.Module):
@@ -39,6 +41,7 @@ class SkipBlock(nn.Module):
     train: bool
     impl: str = "xla"
     dtype: Dtype = jnp.float32
+    bn_momentum: float = KERAS_BN_MOMENTUM
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -46,7 +49,7 @@ class SkipBlock(nn.Module):
 
         def conv_relu_bn(h, features, k, name):
             h = Conv3D(features, k, self.impl, self.dtype, name=name)(h)
-            return batch_norm(self.train, self.dtype, f"bn_{name}")(nn.relu(h))
+            return batch_norm(self.train, self.dtype, f"bn_{name}", self.bn_momentum)(nn.relu(h))
 
         h = conv_relu_bn(x, c // 2, (1, 1, 1), "shrink")
         h = conv_relu_bn(h, c // 2, (3, 3, 3), "map1")

@@ -67,14 +67,19 @@ class ConvTransposeKernelEqStride(nn.Module):
         return y + bias.astype(self.dtype)
 
 
-def batch_norm(train: bool, dtype: Dtype, name: str | None = None) -> nn.BatchNorm:
+def batch_norm(train: bool, dtype: Dtype, name: str | None = None,
+               momentum: float = KERAS_BN_MOMENTUM) -> nn.BatchNorm:
     """Keras-default BatchNorm (momentum 0.99, epsilon 1e-3) over all axes but channels.
+
+    `momentum` in (0, 1): the running averages keep this share of themselves per
+    step, so they forget their initial values after about 1 / (1 − momentum)
+    steps (100 at 0.99: lower it for runs of a few hundred steps).
 
     Training normalises with the statistics of the whole batch it is given (under
     `jax.jit` with a batch-sharded input that is the global batch) and updates the
     running averages in 'batch_stats'; evaluation uses the running averages.
     """
-    return nn.BatchNorm(use_running_average=not train, momentum=KERAS_BN_MOMENTUM,
+    return nn.BatchNorm(use_running_average=not train, momentum=momentum,
                         epsilon=KERAS_BN_EPSILON, dtype=dtype, param_dtype=jnp.float32,
                         use_fast_variance=False, name=name)
 

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from iqt.models import schedule
 from iqt.models.blocks import ConvCore, PlainConvBlock, SkipBlock, SliceUpsample
-from iqt.models.layers import Conv3D, ConvTransposeKernelEqStride, Dtype, max_pool
+from iqt.models.layers import KERAS_BN_MOMENTUM, Conv3D, ConvTransposeKernelEqStride, Dtype, max_pool
 
 STYLES = ("aniso", "sr")
 
@@ -41,15 +41,16 @@ class SliceUNet(nn.Module):
     decoder_bottleneck_core: bool = True
     impl: str = "xla"
     dtype: Dtype = jnp.float32
+    bn_momentum: float = KERAS_BN_MOMENTUM
 
     def _block(self, features: int, train: bool, name: str) -> nn.Module:
         if self.style == "aniso":
-            return ConvCore(features, train, self.impl, self.dtype, name=name)
+            return ConvCore(features, train, self.impl, self.dtype, self.bn_momentum, name=name)
         return PlainConvBlock(features, train, self.impl, self.dtype, name=name)
 
     def _skip(self, upsample: int, train: bool, name: str) -> nn.Module:
         if self.style == "aniso":
-            return SkipBlock(upsample, train, self.impl, self.dtype, name=name)
+            return SkipBlock(upsample, train, self.impl, self.dtype, self.bn_momentum, name=name)
         return SliceUpsample(upsample, self.impl, self.dtype, name=name)
 
     @nn.compact

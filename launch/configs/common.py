@@ -20,7 +20,9 @@ def train_config(**overrides) -> ml_collections.ConfigDict:
     c.batch_size = 32                 # global batch, split over every device of every host
     c.num_steps = 100_000
     c.learning_rate = 1e-3            # Adam
-    c.lr_decay_rate = 1e-6            # lr / (1 + decay · step)
+    c.lr_schedule = "inverse_time"    # 'inverse_time' (published) | 'cosine' (warm-up, then to 0)
+    c.lr_decay_rate = 1e-6            # inverse_time: lr / (1 + decay · step)
+    c.warmup_steps = 0                # cosine: linear warm-up steps
     c.log_every = 50
     c.eval_every = 1000
     c.num_eval_patches = 64

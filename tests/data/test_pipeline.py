@@ -6,16 +6,18 @@ import json
 import numpy as np
 import pytest
 
+import simulators
 from iqt.data import patches, pipeline
 from iqt.data.datasets import ensure_built
 from iqt.errors import UserError
 
 MARGIN = 2
+SIM = simulators.default_config("T1w", 4, hf_voxel_mm=1.0)   # for each subject's LF brain means
 
 
 def _iterator(config, *, batch=4, seed=0, process_index=0, process_count=1):
     return pipeline.make_train_iterator(config, global_batch_size=batch, slice_margin=MARGIN, seed=seed,
-                                        process_index=process_index, process_count=process_count)
+                                        sim_config=SIM, process_index=process_index, process_count=process_count)
 
 
 def _take(iterator, n: int) -> list[dict]:
@@ -38,7 +40,7 @@ def _brain_fraction(tissue: np.ndarray, margin: int = MARGIN) -> np.ndarray:
 
 def test_batch_format_is_per_process_share(folder_data):
     (batch,) = _take(_iterator(folder_data, batch=8, process_index=1, process_count=2), 1)
-    assert set(batch) == {"hf", "tissue", "tissue_means"}
+    assert set(batch) == {"hf", "tissue", "tissue_means", "brain_means", "subject"}
     assert batch["hf"].shape == (4, 16, 16, 8 + 2 * MARGIN) and batch["hf"].dtype == np.float32
     assert batch["tissue"].shape == (4, 16, 16, 8 + 2 * MARGIN, 3) and batch["tissue"].dtype == np.float32
     assert batch["tissue_means"].shape == (4, 3) and batch["tissue_means"].dtype == np.float32
@@ -131,7 +133,7 @@ def test_impossible_threshold_is_a_user_error(folder_data):
     config.patch_size_hf = (30, 34, 20)  # the whole volume: about half brain
     config.min_brain_fraction = 0.99
     with pytest.raises(UserError, match=r"subject s0\d: only 0 of \d+ random patches hold at least 0.99"):
-        next(pipeline.make_train_iterator(config, global_batch_size=2, slice_margin=0, seed=0))
+        next(pipeline.make_train_iterator(config, global_batch_size=2, slice_margin=0, seed=0, sim_config=SIM))
 
 
 def _subject_of_means(config) -> dict[tuple, str]:
@@ -164,8 +166,10 @@ def test_process_records_partition():
 
 
 def test_eval_batch_is_fixed_and_interleaves_subjects(folder_data):
-    batch = pipeline.make_eval_batch(folder_data, split="train", num_patches=7, slice_margin=MARGIN, seed=3)
-    again = pipeline.make_eval_batch(folder_data, split="train", num_patches=7, slice_margin=MARGIN, seed=3)
+    batch = pipeline.make_eval_batch(folder_data, split="train", num_patches=7, slice_margin=MARGIN, seed=3,
+                                     sim_config=SIM)
+    again = pipeline.make_eval_batch(folder_data, split="train", num_patches=7, slice_margin=MARGIN, seed=3,
+                                     sim_config=SIM)
     _assert_same([batch], [again])
     assert batch["hf"].shape == (7, 16, 16, 8 + 2 * MARGIN)
     assert np.all(_brain_fraction(batch["tissue"]) >= folder_data.min_brain_fraction)
@@ -188,7 +192,8 @@ def test_bad_requests_are_user_errors(folder_data):
     with pytest.raises(UserError, match="global batch size 7 must be a positive multiple of the process count 2"):
         _iterator(folder_data, batch=7, process_count=2)
     with pytest.raises(UserError, match="has no 'valid' split; it has train, validation, test"):
-        pipeline.make_eval_batch(folder_data, split="valid", num_patches=2, slice_margin=0, seed=0)
+        pipeline.make_eval_batch(folder_data, split="valid", num_patches=2, slice_margin=0, seed=0,
+                                 sim_config=SIM)
     config = folder_data.copy_and_resolve_references()
     config.patch_size_hf = (32, 32, 32)
     with pytest.raises(UserError, match=r"subject s0\d \(train\) has shape \(30, 34, 40\), smaller"):
@@ -197,6 +202,7 @@ def test_bad_requests_are_user_errors(folder_data):
 
 def test_template_feeds_the_demo(template_data):
     config, _ = template_data
-    (batch,) = _take(pipeline.make_train_iterator(config, global_batch_size=2, slice_margin=4, seed=0), 1)
+    (batch,) = _take(pipeline.make_train_iterator(config, global_batch_size=2, slice_margin=4, seed=0,
+                                                       sim_config=SIM), 1)
     assert batch["hf"].shape == (2, 32, 32, 40)
     assert np.all(_brain_fraction(batch["tissue"], 4) >= config.min_brain_fraction)

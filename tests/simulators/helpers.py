@@ -25,8 +25,8 @@ def smooth_tissue(shape, seed: int = 1) -> np.ndarray:
 
 
 def plain_config(factor: int = 8, **fields):
-    """T1w defaults with contrast and noise off unless `fields` say otherwise."""
-    config = simulators.default_config("T1w", factor)
+    """The published T1w protocol (fixed widths) with contrast and noise off unless `fields` say otherwise."""
+    config = simulators.default_config("T1w", factor, protocol="published")
     config.contrast = "none"
     config.noise = "none"
     config.update(fields)

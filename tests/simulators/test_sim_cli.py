@@ -64,7 +64,10 @@ def test_same_seed_same_output_on_the_conventions_grid(subject, tmp_path):
     np.testing.assert_allclose(a.affine, expected, atol=1e-4)
     drawn = json.loads(runs[0].stdout.strip().splitlines()[-1])
     assert drawn == json.loads(runs[1].stdout.strip().splitlines()[-1])
-    assert drawn["slice_thickness_mm"] == pytest.approx(4.2) and drawn["snr_wm"] > 1
+    spacing = 8 * 0.7                                  # the widths follow the input's voxel size
+    assert drawn["hf_voxel_mm"] == pytest.approx(0.7)
+    assert drawn["slice_thickness_mm"] == pytest.approx(drawn["slice_thickness_fraction"] * spacing)
+    assert 0.75 * spacing <= drawn["slice_thickness_mm"] <= 0.92 * spacing and drawn["snr_wm"] > 1
 
 
 @pytest.mark.parametrize("problem, message", [

@@ -42,16 +42,17 @@ def test_t2w_sits_on_the_published_point():
 def test_scalar_distributions_match_their_moments():
     config = plain_config(8)
     p = config.parameters
-    p.slice_thickness_mm = dist.uniform(3.0, 6.0)
+    p.slice_thickness_fraction = dist.uniform(0.5, 1.0)   # of the 5.6 mm spacing
     p.gamma = dist.normal(1.0, 0.1)
     p.contrast_wm = dist.normal(1.0, 0.5, low=0.8, high=1.2)
     p.inplane_fwhm_mm = dist.categorical((0.0, 0.7, 1.4), (0.5, 0.3, 0.2))
     draws = {k: np.asarray(v, np.float64)
              for k, v in draw(jax.random.key(1), config, N).items()}
     thickness = draws["slice_thickness_mm"]
-    assert 3.0 <= thickness.min() and thickness.max() <= 6.0
-    assert thickness.mean() == pytest.approx(4.5, abs=0.03)
-    assert thickness.var() == pytest.approx(9.0 / 12.0, rel=0.05)
+    np.testing.assert_allclose(thickness, 5.6 * draws["slice_thickness_fraction"], rtol=1e-6)
+    assert 2.8 - 1e-5 <= thickness.min() and thickness.max() <= 5.6 + 1e-5
+    assert thickness.mean() == pytest.approx(4.2, abs=0.03)
+    assert thickness.var() == pytest.approx(2.8**2 / 12.0, rel=0.05)
     assert draws["gamma"].mean() == pytest.approx(1.0, abs=0.003)
     assert draws["gamma"].std() == pytest.approx(0.1, rel=0.03)
     assert np.float32(0.8) <= draws["contrast_wm"].min()
@@ -97,7 +98,8 @@ def _set(config, field, value):
     ("noise", "poisson", "sim.noise='poisson'"),
     ("factor", 0, "sim.factor=0"),
     ("parameters.gamma.distribution", "beta", "sim.parameters.gamma.distribution='beta'"),
-    ("parameters.inplane_fwhm_mm.value", -1.0, "sim.parameters.inplane_fwhm_mm"),
+    ("parameters.inplane_fwhm_mm.low", -1.0, "sim.parameters.inplane_fwhm_mm"),
+    ("draw_mode", "per_epoch", "sim.draw_mode='per_epoch'"),
     ("snr.covariance", ((1.0, 2.0), (2.0, 1.0)), "sim.snr.covariance"),
 ])
 def test_invalid_configs_name_the_field(field, value, message):

@@ -23,7 +23,8 @@ def lf_of_volume(volume, config, tissue=None, tissue_means=(1.0, 1.0, 1.0)) -> n
 
 
 def sigma_voxels(config) -> float:
-    return config.parameters.slice_thickness_mm.value / config.hf_voxel_mm / FWHM_PER_SIGMA
+    thickness_mm = config.parameters.slice_thickness_fraction.value * config.factor * config.hf_voxel_mm
+    return thickness_mm / config.hf_voxel_mm / FWHM_PER_SIGMA
 
 
 @pytest.mark.parametrize("mode", ["reflect", "mirror", "nearest", "constant"])
@@ -67,7 +68,7 @@ def test_lf_slices_sit_at_the_conventions_centres():
 
 def test_rect_gaussian_profile_matches_a_numerical_convolution():
     config = set_fixed(plain_config(8, slice_profile="rect_gaussian"),
-                       slice_thickness_mm=4.2, slice_edge_fwhm_mm=1.0)
+                       slice_thickness_fraction=0.75, slice_edge_fwhm_mm=1.0)   # 4.2 mm
     spec = simulators.SimulatorSpec.from_config(config)
     params = {k: v[0] for k, v in simulators.mean_parameters(config, 1).items()}
     weights = np.asarray(slice_sampling_matrix(

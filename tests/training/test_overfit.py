@@ -17,7 +17,8 @@ def test_loss_on_a_fixed_batch_falls_by_a_large_factor():
     config.train.learning_rate = 3e-3
     config.sim.deterministic = True           # mean simulator parameters; only the noise varies
     batch = pipeline.make_eval_batch(config.data, split="train", num_patches=4,
-                                     slice_margin=simulators.required_margin(config.sim), seed=0)
+                                     slice_margin=simulators.required_margin(config.sim), seed=0,
+                                     sim_config=config.sim)
     model = create_model(config.model, config.sim.factor)
     optimizer = make_optimizer(config.train)
     state = create_train_state(jax.random.key(0), model, optimizer, lf_batch_shape(config, 1))
