@@ -142,6 +142,12 @@ class Predictor:
             return tuple(tile_lf), tuple(margin_lf)
         return (tile_lf[0], tile_lf[1], self.train_slices_lf), (margin_lf[0], margin_lf[1], 0)
 
+    def tile_plan(self, lf_shape: tuple[int, int, int], tile_lf=DEFAULT_TILE_LF,
+                  margin_lf=DEFAULT_MARGIN_LF) -> "iqt.tiling.TilePlan":
+        """The tiles `enhance` cuts a volume of `lf_shape` into (for the evaluation's seam score)."""
+        tile_lf, margin_lf = self.tiling(tile_lf, margin_lf)
+        return plan_tiles(lf_shape, tile_lf, margin_lf, self.multiple, (0, 0, self.train_slices_lf))
+
     def enhance(self, lf: np.ndarray, *, batch_size: int = 1, tile_lf=DEFAULT_TILE_LF,
                 margin_lf=DEFAULT_MARGIN_LF, progress: bool = True) -> np.ndarray:
         """`enhance_volume` with this network (normalised LF, slice axis last)."""
