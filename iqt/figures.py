@@ -78,7 +78,8 @@ def oriented_section(volume: np.ndarray, voxel_mm: Sequence[float], axcodes: Seq
     """
     _, fixed, left, up = view
     k_fixed, k_h, k_v = (_array_axis(axcodes, letter) for letter in (fixed, left, up))
-    section = np.take(volume, volume.shape[k_fixed] // 2, axis=k_fixed)
+    n = volume.shape[k_fixed]   # the central section, the same anatomy however the axis is stored
+    section = np.take(volume, (n - 1) // 2 if axcodes[k_fixed] in "RAS" else n // 2, axis=k_fixed)
     rest = [k for k in range(3) if k != k_fixed]
     section = np.transpose(section, (rest.index(k_v), rest.index(k_h)))
     if axcodes[k_h] == left:       # the index grows toward the screen's left: mirror
