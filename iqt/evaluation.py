@@ -9,7 +9,8 @@ compared with the HF truth by RMSE, PSNR and SSIM inside the brain mask
 (`iqt.metrics`: 'ours', the brain of the tissue maps; or 'reference', the
 published definitions; or both), and by two artefact scores inside the brain:
 the share of the error's power at the LF slice frequency and its harmonics
-(`slice_periodic`) and the tile-seam score (`seam`; the interpolation methods
+(`slice_periodic`), the RMS of that periodic part of the error (`periodic_rmse`,
+comparable between methods) and the tile-seam score (`seam`; the interpolation methods
 are scored at IQT's tile borders, a control). Intensities are the normalised
 ones of training (HF divided by its 99th percentile in the brain).
 """
@@ -39,11 +40,11 @@ INTERPOLATION_ORDERS = {"nearest": 0, "linear": 1, "cubic": 3}
 METHODS = ("IQT", *INTERPOLATION_ORDERS)
 METRIC_SETS = {"ours": ("psnr", "ssim", "rmse"), "reference": ("psnr_ref", "ssim_ref", "rmse_ref")}
 METRIC_SETS["both"] = METRIC_SETS["ours"] + METRIC_SETS["reference"]
-ARTEFACTS = ("slice_periodic", "seam")
+ARTEFACTS = ("slice_periodic", "periodic_rmse", "seam")
 METRICS = ("psnr", "psnr_ref", "ssim", "ssim_ref", "rmse", "rmse_ref", *ARTEFACTS)  # in print order
 METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "rmse": "RMSE", "psnr_ref": "PSNR ref (dB)",
                  "ssim_ref": "SSIM ref", "rmse_ref": "RMSE ref", "slice_periodic": "slice-periodic",
-                 "seam": "seam"}
+                 "periodic_rmse": "periodic RMSE", "seam": "seam"}
 DIGITS = {"psnr": 2, "psnr_ref": 2, "seam": 3}   # decimals shown; 4 for the others
 FIGURE_SETTING = "mean"   # the setting whose LF | cubic | IQT | truth figure is drawn per subject
 EVALUATION_SEED_OFFSET = 7919  # the evaluation's noise never reuses a training key
@@ -163,6 +164,7 @@ def volume_metrics(truth: np.ndarray, estimate: np.ndarray, brain: np.ndarray, f
     if metric_set in ("reference", "both"):
         row.update(metrics.reference_metrics(truth, estimate))
     row["slice_periodic"] = metrics.slice_periodic_power(truth, estimate, factor, brain)
+    row["periodic_rmse"] = metrics.slice_periodic_rmse(truth, estimate, factor, brain)
     row["seam"] = metrics.tile_seam_score(truth, estimate, borders_hf, brain)
     return row
 

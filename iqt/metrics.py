@@ -27,7 +27,7 @@ Two definitions differ only in the mask and in what SSIM is computed on:
   zeroed), with `data_range` = max - min of the reference inside the mask.
   RMSE and PSNR have the same formulas in both, on their own mask.
 
-The artefact scores (`slice_periodic_power`, `tile_seam_score`) are NumPy only.
+The artefact scores (`slice_periodic_power`, `slice_periodic_rmse`, `tile_seam_score`) are NumPy only.
 """
 from __future__ import annotations
 
@@ -179,6 +179,18 @@ def _default_mask(truth: np.ndarray, mask) -> np.ndarray:
     return np.broadcast_to(truth != 0 if mask is None else np.asarray(mask, bool), truth.shape)
 
 
+def _slice_error_spectrum(truth, estimate, factor: int, mask) -> tuple[np.ndarray, np.ndarray, int]:
+    """(P(m) for m = 0 … n - 1, the harmonic bins k · n / r, the mask's voxel count)."""
+    truth, estimate = np.asarray(truth, np.float64), np.asarray(estimate, np.float64)
+    n, factor = truth.shape[-1], int(factor)
+    if factor < 1 or n % factor:
+        raise ValueError(f"the slice count {n} must be a multiple of the factor {factor}")
+    mask = _default_mask(truth, mask)
+    error = np.where(mask, estimate - truth, 0.0)
+    power = np.sum(np.abs(np.fft.fft(error, axis=-1)) ** 2, axis=tuple(range(error.ndim - 1)))
+    return power, np.arange(1, factor) * (n // factor), int(mask.sum())
+
+
 def slice_periodic_power(truth, estimate, factor: int, mask=None) -> float:
     """Share of the error's power along the slices at the LF slice frequency and its harmonics.
 
@@ -195,18 +207,26 @@ def slice_periodic_power(truth, estimate, factor: int, mask=None) -> float:
     error (a bias) does not count; removing each line's mean first would give
     the same number. A value in [0, 1]; white noise scores about
     (r - 1) / (n - 1); NaN when the error has no power outside DC (beyond
-    rounding: 1e-20 of the total).
+    rounding: 1e-20 of the total). A share: an estimate with a large
+    broadband error can score low while its periodic error is large in
+    absolute terms (see `slice_periodic_rmse`).
     """
-    truth, estimate = np.asarray(truth, np.float64), np.asarray(estimate, np.float64)
-    n, factor = truth.shape[-1], int(factor)
-    if factor < 1 or n % factor:
-        raise ValueError(f"the slice count {n} must be a multiple of the factor {factor}")
-    error = np.where(_default_mask(truth, mask), estimate - truth, 0.0)
-    power = np.sum(np.abs(np.fft.fft(error, axis=-1)) ** 2, axis=tuple(range(error.ndim - 1)))
+    power, harmonics, _ = _slice_error_spectrum(truth, estimate, factor, mask)
     total = float(power[1:].sum())
     if total <= 1e-20 * float(power.sum()) or total == 0.0:   # nothing but rounding beside DC
         return float("nan")
-    return float(power[np.arange(1, factor) * (n // factor)].sum()) / total
+    return float(power[harmonics].sum()) / total
+
+
+def slice_periodic_rmse(truth, estimate, factor: int, mask=None) -> float:
+    """The RMS, over the mask's voxels, of the error's component at the slice frequency and harmonics.
+
+    sqrt(sum of P(m) over the harmonic bins / (n · voxels in the mask)), with P
+    and the bins of `slice_periodic_power` (by Parseval, the part of the error's
+    sum of squares those bins carry); intensity units, comparable with RMSE.
+    """
+    power, harmonics, count = _slice_error_spectrum(truth, estimate, factor, mask)
+    return float(np.sqrt(power[harmonics].sum() / (power.size * count))) if count else float("nan")
 
 
 def _step_sizes(volume: np.ndarray, mask: np.ndarray, borders: np.ndarray) -> tuple[float, float]:

@@ -9,7 +9,8 @@ method, n (test volumes) and the mean ± SD over them (the mean alone when n = 1
 of PSNR, SSIM and RMSE in the brain mask ('ours', 'reference' = the published
 definitions, or both side by side), of slice-periodic (the share of the error's
 power along the slices at the LF slice frequency and its harmonics; white noise
-scores about (r - 1) / (n_slices - 1)) and of seam (adjacent-slice differences at
+scores about (r - 1) / (n_slices - 1)), of periodic RMSE (the RMS of that periodic
+part of the error, in the units of RMSE) and of seam (adjacent-slice differences at
 IQT's tile borders against elsewhere, relative to the truth's; 1 = no visible
 seam; interpolation is scored at the same borders as a control).
 """

@@ -34,6 +34,20 @@ def test_slice_periodic_share_of_sinusoids_by_hand():
     assert metrics.slice_periodic_power(truth, truth + _cosine(3 / N, 0.3), R) == pytest.approx(0.0, abs=1e-20)
 
 
+def test_slice_periodic_rmse_is_the_rms_of_the_periodic_component():
+    truth = _smooth()
+    periodic = _cosine(1 / R, 3.0) + _cosine(2 / R, 2.0)
+    error = periodic + _cosine(3 / N, 1.0) + 0.5
+    # over whole periods, RMS of A·cos = A / sqrt(2), of a Nyquist cosine A·(±1) = A
+    expected = np.sqrt(9 / 2 + 4)
+    assert metrics.slice_periodic_rmse(truth, truth + error, R) == pytest.approx(expected, rel=1e-12)
+    assert expected == pytest.approx(np.sqrt(np.mean(periodic ** 2)))
+    # twice the error, twice the RMS, the same share
+    assert metrics.slice_periodic_rmse(truth, truth + 2 * error, R) == pytest.approx(2 * expected, rel=1e-12)
+    assert metrics.slice_periodic_power(truth, truth + 2 * error, R) == pytest.approx(
+        metrics.slice_periodic_power(truth, truth + error, R), rel=1e-12)
+
+
 def test_slice_periodic_share_of_white_noise_is_the_share_of_bins():
     truth = _smooth((40, 40, N))
     noise = np.random.default_rng(0).standard_normal(truth.shape)

@@ -58,7 +58,7 @@ def _linear(lf):
 def test_table_rows_metrics_and_fixed_seeds(subject, sim_config):
     table = evaluation.evaluate([subject], _linear, sim_config, ("snr_low", "snr_high"), seed=3)
     assert list(table.columns) == ["subject", "setting", "method", "psnr", "ssim", "rmse",
-                                   "slice_periodic", "seam"]
+                                   "slice_periodic", "periodic_rmse", "seam"]
     assert len(table) == 2 * len(evaluation.METHODS)
     by = table.set_index(["setting", "method"])
     # IQT here is linear interpolation: the same estimate, the same numbers
@@ -76,6 +76,8 @@ def test_table_rows_metrics_and_fixed_seeds(subject, sim_config):
     assert by.loc[("snr_low", "cubic"), "psnr"] == pytest.approx(float(metrics.psnr(truth, cubic, brain)))
     assert by.loc[("snr_low", "cubic"), "slice_periodic"] == pytest.approx(
         metrics.slice_periodic_power(truth, cubic, FACTOR, brain))
+    assert by.loc[("snr_low", "cubic"), "periodic_rmse"] == pytest.approx(
+        metrics.slice_periodic_rmse(truth, cubic, FACTOR, brain))
     assert by["seam"].isna().all()   # no borders given: no seam score
     # a setting's numbers do not depend on which other settings are evaluated
     alone = evaluation.evaluate([subject], _linear, sim_config, ("snr_high",), seed=3)
@@ -90,7 +92,7 @@ def test_metric_sets_borders_and_the_subject_figure(subject, sim_config, tmp_pat
     table = evaluation.evaluate([subject], _linear, sim_config, ("mean", "snr_low"), seed=3, borders=borders,
                                 metric_set="both", figure_dir=tmp_path)
     assert list(table.columns)[3:] == ["psnr", "psnr_ref", "ssim", "ssim_ref", "rmse", "rmse_ref",
-                                       "slice_periodic", "seam"]
+                                       "slice_periodic", "periodic_rmse", "seam"]
     sim = evaluation.setting_config("mean", sim_config)
     lf = np.asarray(simulators.simulate_volume(evaluation.setting_key(3, "mean", "mni_cut"), subject.image,
                                                subject.tissue, evaluation.setting_parameters(sim), sim))
@@ -102,7 +104,8 @@ def test_metric_sets_borders_and_the_subject_figure(subject, sim_config, tmp_pat
         truth, nearest, borders(lf.shape), np.any(subject.tissue[..., :truth.shape[-1], :] > 0, axis=-1)))
     reference_only = evaluation.evaluate([subject], _linear, sim_config, ("snr_low",), seed=3,
                                          metric_set="reference")
-    assert list(reference_only.columns)[3:] == ["psnr_ref", "ssim_ref", "rmse_ref", "slice_periodic", "seam"]
+    assert list(reference_only.columns)[3:] == ["psnr_ref", "ssim_ref", "rmse_ref", "slice_periodic",
+                                                   "periodic_rmse", "seam"]
     # one figure per subject, for the 'mean' setting only
     assert [p.name for p in tmp_path.iterdir()] == ["mni_cut_mean.png"]
     with pytest.raises(evaluation.UserError, match="--metrics"):
