@@ -6,11 +6,17 @@ is simulated, enhanced by IQT, and upsampled along the slice axis by nearest,
 linear and cubic-spline interpolation at the positions of the slice
 convention (LF slice j sits at HF index r·j + (r − 1)/2). Each estimate is
 compared with the HF truth by RMSE, PSNR and SSIM inside the brain mask
-(`iqt.metrics`, REFERENCE.md §6). The truth is the HF object as training sees
-it (`simulators.hf_object`), on the dataset's stored scale (HF divided by its
-99th percentile in the brain); IQT enhances the simulated LF exactly as
-`launch.infer` enhances a file (`iqt.inference.enhance_lf`), so its estimate is
-on that scale too, while the interpolations stay on the LF's.
+(`iqt.metrics`: 'ours', in the brain the simulator keeps; or 'reference', the
+published definitions; or both), and by three artefact scores inside the brain:
+the share of the error's power at the LF slice frequency and its harmonics
+(`slice_periodic`), the RMS of that periodic part of the error (`periodic_rmse`,
+comparable between methods) and the tile-seam score (`seam`; the interpolation
+methods are scored at IQT's tile borders, a control). The truth is the HF
+object as training sees it (`simulators.hf_object`), on the dataset's stored
+scale (HF divided by its 99th percentile in the brain); IQT enhances the
+simulated LF exactly as `launch.infer` enhances a file
+(`iqt.inference.enhance_lf`), so its estimate is on that scale too, while the
+interpolations stay on the LF's.
 """
 from __future__ import annotations
 
@@ -34,8 +40,15 @@ from iqt.io_utils import atomic_path, atomic_write_text
 from iqt.tiling import DEFAULT_TILE_LF, check_tile_size
 
 METHODS = ("IQT", *INTERPOLATION_ORDERS)
-METRICS = ("psnr", "ssim", "rmse")
-METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "rmse": "RMSE"}
+METRIC_SETS = {"ours": ("psnr", "ssim", "rmse"), "reference": ("psnr_ref", "ssim_ref", "rmse_ref")}
+METRIC_SETS["both"] = METRIC_SETS["ours"] + METRIC_SETS["reference"]
+ARTEFACTS = ("slice_periodic", "periodic_rmse", "seam")
+METRICS = ("psnr", "psnr_ref", "ssim", "ssim_ref", "rmse", "rmse_ref", *ARTEFACTS)  # in print order
+METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "rmse": "RMSE", "psnr_ref": "PSNR ref (dB)",
+                 "ssim_ref": "SSIM ref", "rmse_ref": "RMSE ref", "slice_periodic": "slice-periodic",
+                 "periodic_rmse": "periodic RMSE", "seam": "seam"}
+DIGITS = {"psnr": 2, "psnr_ref": 2, "seam": 3}   # decimals shown; 4 for the others
+FIGURE_SETTING = "mean"   # the setting whose LF | cubic | IQT | truth figure is drawn per subject
 EVALUATION_SEED_OFFSET = 7919  # the evaluation's noise never reuses a training key
 
 
@@ -108,6 +121,14 @@ def setting_key(seed: int, setting: str, subject_id: str) -> jax.Array:
 Enhance = Callable[[np.ndarray], np.ndarray]
 """An LF volume (x, y, z_lf), as simulated → its IQT estimate (x, y, z_lf · r) on the HF scale
 (`iqt.inference.enhance_lf`: the same normalisation as `launch.infer`)."""
+Borders = Callable[[tuple[int, int, int]], Sequence[int]]
+"""An LF shape (x, y, z_lf) → the HF slice indices b where IQT's tiles meet (pairs b - 1, b)."""
+
+
+def check_metric_set(name: str) -> str:
+    if name not in METRIC_SETS:
+        raise UserError(f"--metrics must be one of {', '.join(METRIC_SETS)}, got {name!r}")
+    return name
 
 
 def estimates(lf: np.ndarray, factor: int, enhance: Enhance) -> dict[str, np.ndarray]:
@@ -117,9 +138,24 @@ def estimates(lf: np.ndarray, factor: int, enhance: Enhance) -> dict[str, np.nda
     return out
 
 
+def volume_metrics(truth: np.ndarray, estimate: np.ndarray, brain: np.ndarray, factor: int,
+                   borders_hf: Sequence[int], metric_set: str = "ours") -> dict[str, float]:
+    """The table's columns for one estimate: `metric_set`'s image metrics and the artefact scores."""
+    row = {}
+    if metric_set in ("ours", "both"):
+        row.update(metrics.all_metrics(truth, estimate, brain))
+    if metric_set in ("reference", "both"):
+        row.update(metrics.reference_metrics(truth, estimate))
+    row["slice_periodic"] = metrics.slice_periodic_power(truth, estimate, factor, brain)
+    row["periodic_rmse"] = metrics.slice_periodic_rmse(truth, estimate, factor, brain)
+    row["seam"] = metrics.tile_seam_score(truth, estimate, borders_hf, brain)
+    return row
+
+
 def evaluate_subject(subject, enhance: Enhance, sim_config: ml_collections.ConfigDict,
-                     settings: Sequence[str], seed: int) -> list[dict]:
-    """One row per (setting, method): the subject's RMSE, PSNR and SSIM in the brain mask."""
+                     settings: Sequence[str], seed: int, *, borders: Borders | None = None,
+                     metric_set: str = "ours", figure_dir: str | os.PathLike | None = None) -> list[dict]:
+    """One row per (setting, method): the subject's metrics in the brain (and its figure)."""
     factor = int(sim_config.factor)
     rows = []
     for name in settings:
@@ -127,42 +163,73 @@ def evaluate_subject(subject, enhance: Enhance, sim_config: ml_collections.Confi
         lf = np.asarray(simulators.simulate_volume(
             setting_key(seed, name, subject.subject_id), subject.image, subject.tissue,
             setting_parameters(sim), sim, tissue_means=getattr(subject, "tissue_means", None)), np.float32)
+        n_hf = lf.shape[-1] * factor
         truth = simulators.hf_object(subject.image, subject.tissue, sim.lf_brain_threshold)
-        truth = np.asarray(truth[..., :lf.shape[-1] * factor], np.float32)
-        for method, estimate in estimates(lf, factor, enhance).items():
+        truth = np.asarray(truth[..., :n_hf], np.float32)
+        brain = np.asarray(simulators.tissue_sum(subject.tissue[..., :n_hf, :])) >= max(
+            sim.lf_brain_threshold, 1e-6)                       # the object's support
+        borders_hf = list(borders(lf.shape)) if borders is not None else []
+        estimate = estimates(lf, factor, enhance)
+        for method, volume in estimate.items():
             rows.append({"subject": subject.subject_id, "setting": name, "method": method,
-                         **metrics.all_metrics(truth, estimate)})
+                         **volume_metrics(truth, volume, brain, factor, borders_hf, metric_set)})
+        if figure_dir is not None and name == FIGURE_SETTING:
+            from iqt import figures
+            figures.save_enhancement_figure(
+                Path(figure_dir) / f"{subject.subject_id}_{name}.png", lf, estimate["IQT"], factor,
+                subject.voxel_sizes_mm, subject.affine, cubic=estimate["cubic"], truth=truth,
+                title=f"{subject.subject_id}, setting '{name}'")
     return rows
 
 
 def evaluate(subjects: Iterable, enhance: Enhance, sim_config: ml_collections.ConfigDict,
-             settings: Sequence[str] = DEFAULT_SETTINGS, seed: int = 0) -> pd.DataFrame:
-    """The long table: one row per subject × setting × method, columns METRICS."""
+             settings: Sequence[str] = DEFAULT_SETTINGS, seed: int = 0, *, borders: Borders | None = None,
+             metric_set: str = "ours", figure_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The long table: one row per subject × setting × method, the metric set's columns and ARTEFACTS.
+
+    borders: where IQT's tiles meet (every method is scored there); without it
+    the seam score is NaN. figure_dir: where each subject's figure goes.
+    """
+    settings, metric_set = check_settings(settings), check_metric_set(metric_set)
     rows = [row for subject in subjects
-            for row in evaluate_subject(subject, enhance, sim_config, check_settings(settings), seed)]
+            for row in evaluate_subject(subject, enhance, sim_config, settings, seed, borders=borders,
+                                        metric_set=metric_set, figure_dir=figure_dir)]
     if not rows:
         raise UserError("no held-out subject to evaluate: the split is empty")
-    return pd.DataFrame(rows, columns=["subject", "setting", "method", *METRICS])
+    columns = [m for m in METRICS if m in METRIC_SETS[metric_set] or m in ARTEFACTS]
+    return pd.DataFrame(rows, columns=["subject", "setting", "method", *columns])
 
 
 # --- reporting ------------------------------------------------------------------------------
 
+def metric_columns(table: pd.DataFrame) -> list[str]:
+    """The metric columns a table holds, in print order."""
+    return [m for m in METRICS if m in table.columns]
+
+
 def summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sample SD (ddof 1; 0 for one subject) per setting × method, in table order."""
-    grouped = table.groupby(["setting", "method"], sort=False)[list(METRICS)]
-    return grouped.agg(["mean", "std", "count"]).fillna(0.0)
+    """Mean, sample SD (ddof 1; NaN for one subject) and n (subjects) per setting × method, in table order."""
+    grouped = table.groupby(["setting", "method"], sort=False)
+    stats = grouped[metric_columns(table)].agg(["mean", "std"])
+    stats[("n", "")] = grouped.size()
+    return stats
+
+
+def _cell(mean: float, sd: float, digits: int) -> str:
+    """'mean ± sd'; the mean alone where there is no SD (one subject); 'n/a' for no value."""
+    if np.isnan(mean):
+        return "n/a"
+    return f"{mean:.{digits}f}" if np.isnan(sd) else f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
 def markdown_table(table: pd.DataFrame) -> str:
-    """Mean ± SD over subjects, one row per setting and method."""
-    stats = summary(table)
-    digits = {"psnr": 2, "ssim": 4, "rmse": 4}
-    lines = ["| setting | method | n | " + " | ".join(METRIC_LABELS[m] for m in METRICS) + " |",
-             "| --- | --- | ---: |" + " ---: |" * len(METRICS)]
+    """Mean ± SD over the n test volumes, one row per setting and method."""
+    stats, columns = summary(table), metric_columns(table)
+    lines = ["| setting | method | n | " + " | ".join(METRIC_LABELS[m] for m in columns) + " |",
+             "| --- | --- | ---: |" + " ---: |" * len(columns)]
     for (setting, method), row in stats.iterrows():
-        cells = [f"{row[(m, 'mean')]:.{digits[m]}f} ± {row[(m, 'std')]:.{digits[m]}f}" for m in METRICS]
-        count = int(row[(METRICS[0], "count")])
-        lines.append(f"| {setting} | {method} | {count} | " + " | ".join(cells) + " |")
+        cells = [_cell(row[(m, "mean")], row[(m, "std")], DIGITS.get(m, 4)) for m in columns]
+        lines.append(f"| {setting} | {method} | {int(row[('n', '')])} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -172,12 +239,14 @@ def save_figure(table: pd.DataFrame, path: str | os.PathLike) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    stats = summary(table)
+    stats, columns = summary(table), metric_columns(table)
+    stats[[(m, "std") for m in columns]] = stats[[(m, "std") for m in columns]].fillna(0.0)  # bars
     settings = list(dict.fromkeys(table["setting"]))
     methods = list(dict.fromkeys(table["method"]))
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 3.6))
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.6), squeeze=False)
+    axes = axes[0]
     offsets = np.linspace(-0.25, 0.25, len(methods))
-    for ax, metric in zip(axes, METRICS):
+    for ax, metric in zip(axes, columns):
         for offset, method in zip(offsets, methods):
             rows = [stats.loc[(s, method)] for s in settings]
             ax.errorbar(np.arange(len(settings)) + offset, [r[(metric, "mean")] for r in rows],
@@ -209,23 +278,31 @@ def write_report(table: pd.DataFrame, out_dir: str | os.PathLike) -> dict[str, P
 def evaluate_run(workdir: str | os.PathLike, *, split: str = "test",
                  settings: Sequence[str] = DEFAULT_SETTINGS, out_dir: str | os.PathLike | None = None,
                  checkpoint: str = "best", batch_size: int = 1, tile_lf=DEFAULT_TILE_LF,
-                 progress: bool = True) -> tuple[pd.DataFrame, dict[str, Path]]:
+                 metric_set: str = "ours", progress: bool = True) -> tuple[pd.DataFrame, dict[str, Path]]:
     """`launch.evaluate`: the run's network on its held-out split; returns (table, written files).
 
     `split` is 'test', 'validation' or 'train' (the config's names for them) or a
-    split name of the dataset; the report goes to `out_dir` (default WORKDIR/evaluation).
+    split name of the dataset; the report and one figure per subject
+    (<subject>_mean.png) go to `out_dir` (default WORKDIR/evaluation).
     """
     from iqt.data import pipeline
     from iqt.inference import enhance_lf, load_predictor
 
     settings, tile_lf = check_settings(settings), check_tile_size(tile_lf)
+    metric_set = check_metric_set(metric_set)
     predictor, config = load_predictor(workdir, checkpoint)
     names = {"test": config.data.test_split, "validation": config.data.validation_split,
              "train": config.data.train_split}
     subjects = pipeline.load_split_subjects(config.data, names.get(split, split))
+    out_dir = Path(workdir) / "evaluation" if out_dir is None else Path(out_dir)
 
     def enhance(lf: np.ndarray) -> np.ndarray:
         return enhance_lf(lf, predictor, batch_size=batch_size, tile_lf=tile_lf, progress=progress)
 
-    table = evaluate(subjects, enhance, config.sim, settings, seed=int(config.seed))
-    return table, write_report(table, Path(workdir) / "evaluation" if out_dir is None else out_dir)
+    def borders(lf_shape: tuple[int, int, int]) -> list[int]:
+        plan = predictor.tile_plan(lf_shape, tile_lf)
+        return [predictor.factor * b for b in plan.slice_borders_lf()]
+
+    table = evaluate(subjects, enhance, config.sim, settings, seed=int(config.seed), borders=borders,
+                     metric_set=metric_set, figure_dir=out_dir)
+    return table, write_report(table, out_dir)

@@ -143,6 +143,12 @@ class Predictor:
             return tuple(tile_lf), tuple(margin_lf)
         return (tile_lf[0], tile_lf[1], self.train_slices_lf), (margin_lf[0], margin_lf[1], 0)
 
+    def tile_plan(self, lf_shape: tuple[int, int, int], tile_lf=DEFAULT_TILE_LF,
+                  margin_lf=DEFAULT_MARGIN_LF) -> "iqt.tiling.TilePlan":
+        """The tiles `enhance` cuts a volume of `lf_shape` into (for the evaluation's seam score)."""
+        tile_lf, margin_lf = self.tiling(tile_lf, margin_lf)
+        return plan_tiles(lf_shape, tile_lf, margin_lf, self.multiple, (0, 0, self.train_slices_lf))
+
     def enhance(self, lf: np.ndarray, *, batch_size: int = 1, tile_lf=DEFAULT_TILE_LF,
                 margin_lf=DEFAULT_MARGIN_LF, progress: bool = True) -> np.ndarray:
         """`enhance_volume` with this network (normalised LF, slice axis last)."""
@@ -238,16 +244,40 @@ def enhance_lf(lf: np.ndarray, predictor: "Predictor", mask: np.ndarray | None =
     return hf
 
 
+def load_reference(path: str | os.PathLike, lf_volume, slice_axis: int, factor: int) -> np.ndarray:
+    """The HF truth for the figure, checked to lie on the output's grid (input axes, ×r slices)."""
+    reference = load_volume(path, name="HF reference")
+    shape = list(lf_volume.data.shape)
+    shape[slice_axis] *= factor
+    expected = hf_affine_from_lf(lf_volume.affine, factor, slice_axis=slice_axis)
+    if tuple(reference.data.shape) != tuple(shape) or not np.allclose(reference.affine, expected, atol=1e-3):
+        raise UserError(f"--reference {path} is not on the output's grid: shape {reference.data.shape} "
+                        f"(expected {tuple(shape)}) or affine differs from the enhanced volume's")
+    return reference.data
+
+
+def save_figure(path: Path, name: str, lf: np.ndarray, hf: np.ndarray, factor: int, lf_affine: np.ndarray,
+                truth: np.ndarray | None = None) -> None:
+    """OUT.png: LF | IQT, or LF | cubic | IQT | truth with the truth (library arrays, slice axis last)."""
+    from iqt.data.nifti import voxel_sizes_from_affine
+
+    hf_mm = np.asarray(voxel_sizes_from_affine(lf_affine)) / [1.0, 1.0, factor]
+    cubic = None if truth is None else interpolate_slices(lf, factor, order=3)
+    figures.save_enhancement_figure(path, lf, hf, factor, hf_mm, lf_affine, cubic=cubic, truth=truth,
+                                    title=f"{name}: LF vs IQT" + (" vs HF truth" if truth is not None else ""))
+
+
 def enhance_file(input_path: str | os.PathLike, output_path: str | os.PathLike, predictor: Predictor, *,
                  slice_axis: int | None = None, mask_path: str | os.PathLike | None = None,
                  batch_size: int = 1, tile_lf=DEFAULT_TILE_LF, progress: bool = True,
-                 figure: bool = True) -> Path:
+                 figure: bool = True, reference_path: str | os.PathLike | None = None) -> Path:
     """Enhances one LF NIfTI file; writes the HF estimate (and OUT.png); returns the output path.
 
     Intensities and background: `enhance_lf` (the brain is the voxels > 0, or
     the `mask_path` mask). Geometry: the slice axis is found from the voxel
     sizes (or given); the output has r times as many slices, the input's
     orientation and header codes, and the affine of the slice convention.
+    `reference_path`: the HF truth on the output's grid, shown in the figure.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     _check_output(input_path, output_path)
@@ -259,6 +289,8 @@ def enhance_file(input_path: str | os.PathLike, output_path: str | os.PathLike, 
         check_same_grid(volume, {f"brain mask {mask_path}": mask_volume})
         mask = mask_volume.data > 0
     reorientation = Reorientation.from_affine(volume.affine, axis)
+    truth = None if reference_path is None else reorientation.apply(
+        load_reference(reference_path, volume, axis, predictor.factor))
     lf = reorientation.apply(volume.data)
     hf = enhance_lf(lf, predictor, None if mask is None else reorientation.apply(mask),
                     name=str(input_path), batch_size=batch_size, tile_lf=tile_lf, progress=progress)
@@ -266,11 +298,8 @@ def enhance_file(input_path: str | os.PathLike, output_path: str | os.PathLike, 
     save_volume(output_path, reorientation.invert(hf), hf_affine_from_lf(volume.affine, r, slice_axis=axis),
                 header=volume.header)
     if figure:
-        sizes = np.asarray(volume.voxel_sizes_mm)[list(reorientation.order)]
-        z_scale = float(sizes[2] / sizes[0])
-        figures.save_comparison(figure_path(output_path), {
-            "LF input": (lf, z_scale), f"IQT (×{r} slices)": (hf, z_scale / r)},
-            title=f"{input_path.name}: LF vs IQT")
+        save_figure(figure_path(output_path), input_path.name, lf, hf, r,
+                    reorientation.affine(volume.affine, volume.data.shape), truth)
     return output_path
 
 
@@ -314,11 +343,16 @@ def check_input(path: Path, slice_axis: int | None, mask_path: str | os.PathLike
 
 def enhance_files(inputs: list[str], output: str, workdir: str | os.PathLike, *, checkpoint: str = "best",
                   slice_axis: int | None = None, mask_path: str | None = None, batch_size: int = 1,
-                  tile_lf=DEFAULT_TILE_LF, progress: bool = True) -> list[Path]:
+                  tile_lf=DEFAULT_TILE_LF, progress: bool = True,
+                  reference_path: str | None = None) -> list[Path]:
     """`launch.infer`: checks every input, loads the run's network once, enhances each file."""
     pairs = plan_outputs(inputs, output)
     if mask_path is not None and len(pairs) > 1:
         raise UserError("--mask applies to a single --input; enhance masked inputs one at a time")
+    if reference_path is not None and len(pairs) > 1:
+        raise UserError("--reference applies to a single --input; enhance inputs one at a time")
+    if reference_path is not None:
+        load_volume(reference_path, name="HF reference")   # a clear error before the model loads
     if isinstance(batch_size, bool) or int(batch_size) < 1:
         raise UserError(f"--batch_size must be a positive integer, got {batch_size!r}")
     tile_lf = check_tile_size(tile_lf)
@@ -326,5 +360,6 @@ def enhance_files(inputs: list[str], output: str, workdir: str | os.PathLike, *,
         check_input(source, slice_axis, mask_path)
     predictor, _ = load_predictor(workdir, checkpoint)
     return [enhance_file(source, target, predictor, slice_axis=slice_axis, mask_path=mask_path,
-                         batch_size=batch_size, tile_lf=tile_lf, progress=progress)
+                         batch_size=batch_size, tile_lf=tile_lf, progress=progress,
+                         reference_path=reference_path)
             for source, target in pairs]

@@ -120,6 +120,16 @@ class TilePlan:
         """Voxels computed / voxels kept: the cost of overlaps and padding."""
         return float(np.prod([len(a.starts) * a.size / a.length for a in self.axes]))
 
+    def slice_borders_lf(self) -> list[int]:
+        """LF slice indices where a tile begins or ends strictly inside the volume (sorted).
+
+        Index b means a border between LF slices b - 1 and b (HF slices r·b - 1
+        and r·b).
+        """
+        axis = self.axes[2]
+        edges = {e for start in axis.starts for e in (start, start + axis.size)}
+        return sorted(int(e) for e in edges if 0 < e < axis.length)
+
 
 def plan_tiles(shape: tuple[int, int, int], tile_lf=DEFAULT_TILE_LF, margin_lf=DEFAULT_MARGIN_LF,
                multiple=(1, 1, 1), min_tile_lf=(0, 0, 0)) -> TilePlan:

@@ -1,10 +1,18 @@
 """Evaluate a trained run on simulated low-field data: IQT against interpolation.
 
-    python -m launch.evaluate --workdir RUN [--split test] [--settings mean,snr_low] [--out DIR]
+    python -m launch.evaluate --workdir RUN [--split test] [--settings mean,snr_low] [--metrics both] [--out DIR]
 
-Writes evaluation.csv, evaluation.md and evaluation.png (default RUN/evaluation)
-and prints the markdown table (mean ± SD over subjects of PSNR, SSIM, RMSE in
-the brain mask, per test setting and method).
+Writes evaluation.csv, evaluation.md, evaluation.png and one figure per test
+subject, <subject>_mean.png (LF | cubic | IQT | HF truth in three planes), to
+RUN/evaluation by default, and prints the markdown table: per test setting and
+method, n (test volumes) and the mean ± SD over them (the mean alone when n = 1)
+of PSNR, SSIM and RMSE in the brain mask ('ours', 'reference' = the published
+definitions, or both side by side), of slice-periodic (the share of the error's
+power along the slices at the LF slice frequency and its harmonics; white noise
+scores about (r - 1) / (n_slices - 1)), of periodic RMSE (the RMS of that periodic
+part of the error, in the units of RMSE) and of seam (adjacent-slice differences at
+IQT's tile borders against elsewhere, relative to the truth's; 1 = no visible
+seam; interpolation is scored at the same borders as a control).
 """
 from __future__ import annotations
 
@@ -23,6 +31,11 @@ _OUT = flags.DEFINE_string("out", None, "Folder for the report (default WORKDIR/
 _TILE = flags.DEFINE_list("tile", "272,272,32", "Largest tile X,Y,Z in LF voxels (slices last; a trained "
                          "run's tiles take its training patches' slice count). Memory grows with the "
                          "tile; smaller tiles overlap more (see benchmarks/inference.py).")
+_METRICS = flags.DEFINE_enum("metrics", "ours", ["ours", "reference", "both"],
+                             "Image-metric definitions: ours (mask = the brain of the tissue maps; SSIM "
+                             "on the estimate as it is, data range of the whole truth), reference (the "
+                             "published code's: mask = truth != 0, both volumes masked before SSIM, data "
+                             "range of the truth in the mask), or both side by side.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "best", "best, latest or a step number.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 1, "Tiles per network call.", lower_bound=1)
 _PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar per volume.")
@@ -34,7 +47,8 @@ def main(argv: Sequence[str]) -> None:
     from iqt.evaluation import evaluate_run, markdown_table
     table, paths = evaluate_run(_WORKDIR.value, split=_SPLIT.value, settings=_SETTINGS.value,
                                 out_dir=_OUT.value, checkpoint=_CHECKPOINT.value,
-                                batch_size=_BATCH_SIZE.value, tile_lf=_TILE.value, progress=_PROGRESS.value)
+                                batch_size=_BATCH_SIZE.value, tile_lf=_TILE.value, metric_set=_METRICS.value,
+                                progress=_PROGRESS.value)
     print(markdown_table(table), end="", flush=True)
     print("wrote " + ", ".join(str(p) for p in paths.values()), flush=True)
 

@@ -4,7 +4,9 @@
     python -m launch.infer --workdir RUN --input DIR_OR_FILE [--input ...] --output OUT_DIR
 
 The output has r times as many slices, the input's orientation, header codes
-and intensity units; OUT.png beside it shows LF and IQT in three planes.
+and intensity units; OUT.png beside it shows LF and IQT in three planes, or,
+with --reference HF.nii.gz (the HF truth on the output's grid), LF, cubic-spline
+interpolation along the slices, IQT and the truth, in the truth's intensity window.
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ _MASK = flags.DEFINE_string("mask", None, "Brain mask on the input's grid (non-z
 _TILE = flags.DEFINE_list("tile", "272,272,32", "Largest tile X,Y,Z in LF voxels (slices last; a trained "
                          "run's tiles take its training patches' slice count). Memory grows with the "
                          "tile; smaller tiles overlap more (see benchmarks/inference.py).")
+_REFERENCE = flags.DEFINE_string("reference", None, "Optional HF truth on the output's grid (one --input): "
+                                 "OUT.png then shows LF | cubic | IQT | truth.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "best", "best, latest or a step number.")
 _PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar.")
 flags.mark_flags_as_required(["workdir", "input", "output"])
@@ -37,7 +41,8 @@ def main(argv: Sequence[str]) -> None:
     from iqt.inference import enhance_files, figure_path
     outputs = enhance_files(_INPUT.value, _OUTPUT.value, _WORKDIR.value, checkpoint=_CHECKPOINT.value,
                             slice_axis=_SLICE_AXIS.value, mask_path=_MASK.value,
-                            batch_size=_BATCH_SIZE.value, tile_lf=_TILE.value, progress=_PROGRESS.value)
+                            batch_size=_BATCH_SIZE.value, tile_lf=_TILE.value, progress=_PROGRESS.value,
+                            reference_path=_REFERENCE.value)
     for path in outputs:
         print(f"wrote {path} and {figure_path(path)}", flush=True)
 

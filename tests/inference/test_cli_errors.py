@@ -88,6 +88,9 @@ def test_a_work_directory_without_checkpoint(tmp_path, workdir_without_checkpoin
     bad_setting = run_module("launch.evaluate", f"--workdir={workdir_without_checkpoint}",
                              "--settings=mean,loud", cwd=tmp_path)
     assert_user_error(bad_setting, "loud")
+    bad_metrics = run_module("launch.evaluate", f"--workdir={workdir_without_checkpoint}",
+                             "--metrics=published", cwd=tmp_path)
+    assert_user_error(bad_metrics, "metrics")
 
 
 def test_several_inputs_need_an_output_folder(tmp_path, workdir_without_checkpoint):

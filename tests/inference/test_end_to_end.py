@@ -107,8 +107,12 @@ def test_evaluate_run_writes_the_report(run, tmp_path, monkeypatch):
     subject = Subject("cut", (t.image[cut] / t.image.max()).astype(np.float32), t.tissue[cut], t.affine)
     monkeypatch.setattr(pipeline, "load_split_subjects", lambda data_config, split: [subject])
     table, paths = evaluation.evaluate_run(workdir, settings=["mean"], out_dir=tmp_path / "report",
-                                           checkpoint="latest", progress=False)
+                                           checkpoint="latest", metric_set="both", progress=False)
     assert sorted(table["method"]) == sorted(evaluation.METHODS) and (table["subject"] == "cut").all()
-    assert np.isfinite(table[["psnr", "ssim", "rmse"]].to_numpy()).all()
+    assert np.isfinite(table[["psnr", "ssim", "rmse", "ssim_ref", "slice_periodic"]].to_numpy()).all()
+    # the seam score is taken at the predictor's own tile borders (tiles as thick as the training patches)
+    predictor, _ = load_predictor(workdir, "latest")
+    borders = predictor.tile_plan((40, 50, 48 // predictor.factor)).slice_borders_lf()
+    assert borders and np.isfinite(table["seam"]).all()
     assert {p.name for p in (tmp_path / "report").iterdir()} == {"evaluation.csv", "evaluation.md",
-                                                                "evaluation.png"}
+                                                                "evaluation.png", "cut_mean.png"}

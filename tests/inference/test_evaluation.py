@@ -57,24 +57,59 @@ def _linear(lf):
 
 def test_table_rows_metrics_and_fixed_seeds(subject, sim_config):
     table = evaluation.evaluate([subject], _linear, sim_config, ("snr_low", "snr_high"), seed=3)
-    assert list(table.columns) == ["subject", "setting", "method", "psnr", "ssim", "rmse"]
+    assert list(table.columns) == ["subject", "setting", "method", "psnr", "ssim", "rmse",
+                                   "slice_periodic", "periodic_rmse", "seam"]
     assert len(table) == 2 * len(evaluation.METHODS)
     by = table.set_index(["setting", "method"])
     # IQT here is linear interpolation: the same estimate, the same numbers
     pd.testing.assert_series_equal(by.loc[("snr_low", "IQT")], by.loc[("snr_low", "linear")], check_names=False)
     # more noise, worse scores
     assert by.loc[("snr_low", "linear"), "psnr"] < by.loc[("snr_high", "linear"), "psnr"]
-    # the row is the metrics of that estimate, recomputed from the simulator with the same key
+    # the row is the metrics of that estimate in the brain of the tissue maps, recomputed from the
+    # simulator with the same key
     sim = evaluation.setting_config("snr_low", sim_config)
     lf = np.asarray(simulators.simulate_volume(evaluation.setting_key(3, "snr_low", "mni_cut"), subject.image,
                                                subject.tissue, evaluation.setting_parameters(sim), sim))
-    truth = subject.image[..., :lf.shape[-1] * FACTOR]
+    n_hf = lf.shape[-1] * FACTOR
+    truth, brain = subject.image[..., :n_hf], np.any(subject.tissue[..., :n_hf, :] > 0, axis=-1)
     cubic = evaluation.interpolate_slices(lf, FACTOR, order=3)
-    assert by.loc[("snr_low", "cubic"), "psnr"] == pytest.approx(float(metrics.psnr(truth, cubic)))
+    assert by.loc[("snr_low", "cubic"), "psnr"] == pytest.approx(float(metrics.psnr(truth, cubic, brain)))
+    assert by.loc[("snr_low", "cubic"), "slice_periodic"] == pytest.approx(
+        metrics.slice_periodic_power(truth, cubic, FACTOR, brain))
+    assert by.loc[("snr_low", "cubic"), "periodic_rmse"] == pytest.approx(
+        metrics.slice_periodic_rmse(truth, cubic, FACTOR, brain))
+    assert by["seam"].isna().all()   # no borders given: no seam score
     # a setting's numbers do not depend on which other settings are evaluated
     alone = evaluation.evaluate([subject], _linear, sim_config, ("snr_high",), seed=3)
     np.testing.assert_allclose(alone[["psnr", "ssim", "rmse"]].to_numpy(),
                                table[table.setting == "snr_high"][["psnr", "ssim", "rmse"]].to_numpy())
+
+
+def test_metric_sets_borders_and_the_subject_figure(subject, sim_config, tmp_path):
+    def borders(lf_shape):
+        return [FACTOR * b for b in (2, 4, 6) if b < lf_shape[-1]]
+
+    table = evaluation.evaluate([subject], _linear, sim_config, ("mean", "snr_low"), seed=3, borders=borders,
+                                metric_set="both", figure_dir=tmp_path)
+    assert list(table.columns)[3:] == ["psnr", "psnr_ref", "ssim", "ssim_ref", "rmse", "rmse_ref",
+                                       "slice_periodic", "periodic_rmse", "seam"]
+    sim = evaluation.setting_config("mean", sim_config)
+    lf = np.asarray(simulators.simulate_volume(evaluation.setting_key(3, "mean", "mni_cut"), subject.image,
+                                               subject.tissue, evaluation.setting_parameters(sim), sim))
+    truth = subject.image[..., :lf.shape[-1] * FACTOR]
+    nearest = evaluation.interpolate_slices(lf, FACTOR, order=0)
+    row = table.set_index(["setting", "method"]).loc[("mean", "nearest")]
+    assert row["ssim_ref"] == pytest.approx(float(metrics.reference_ssim(truth, nearest)))
+    assert row["seam"] == pytest.approx(metrics.tile_seam_score(
+        truth, nearest, borders(lf.shape), np.any(subject.tissue[..., :truth.shape[-1], :] > 0, axis=-1)))
+    reference_only = evaluation.evaluate([subject], _linear, sim_config, ("snr_low",), seed=3,
+                                         metric_set="reference")
+    assert list(reference_only.columns)[3:] == ["psnr_ref", "ssim_ref", "rmse_ref", "slice_periodic",
+                                                   "periodic_rmse", "seam"]
+    # one figure per subject, for the 'mean' setting only
+    assert [p.name for p in tmp_path.iterdir()] == ["mni_cut_mean.png"]
+    with pytest.raises(evaluation.UserError, match="--metrics"):
+        evaluation.evaluate([subject], _linear, sim_config, ("mean",), metric_set="published")
 
 
 def test_settings_change_the_simulator_as_described(sim_config):
@@ -91,15 +126,27 @@ def test_markdown_summary_is_mean_and_sd_over_subjects(tmp_path):
     table = pd.DataFrame({"subject": ["a", "b", "c"] * 2, "setting": ["mean"] * 6,
                           "method": ["IQT"] * 3 + ["linear"] * 3,
                           "psnr": [30.0, 31.0, 32.0, 20.0, 20.0, 23.0],
-                          "ssim": [0.9, 0.8, 0.7, 0.5, 0.5, 0.5], "rmse": [0.1, 0.2, 0.3, 0.4, 0.4, 0.4]})
+                          "ssim": [0.9, 0.8, 0.7, 0.5, 0.5, 0.5], "rmse": [0.1, 0.2, 0.3, 0.4, 0.4, 0.4],
+                          "slice_periodic": [0.1, 0.2, 0.3, 0.4, 0.4, 0.4],
+                          "seam": [1.0, 1.5, np.nan, 2.0, 2.0, 2.0]})
     lines = evaluation.markdown_table(table).splitlines()
-    assert lines[0] == "| setting | method | n | PSNR (dB) | SSIM | RMSE |"
+    assert lines[0] == "| setting | method | n | PSNR (dB) | SSIM | RMSE | slice-periodic | seam |"
     sd = np.std([20.0, 20.0, 23.0], ddof=1)
-    assert lines[2] == "| mean | IQT | 3 | 31.00 ± 1.00 | 0.8000 ± 0.1000 | 0.2000 ± 0.1000 |"
-    assert lines[3] == f"| mean | linear | 3 | 21.00 ± {sd:.2f} | 0.5000 ± 0.0000 | 0.4000 ± 0.0000 |"
+    # n counts the test volumes, also where a score is missing for one of them
+    assert lines[2] == ("| mean | IQT | 3 | 31.00 ± 1.00 | 0.8000 ± 0.1000 | 0.2000 ± 0.1000 "
+                        "| 0.2000 ± 0.1000 | 1.250 ± 0.354 |")
+    assert lines[3] == (f"| mean | linear | 3 | 21.00 ± {sd:.2f} | 0.5000 ± 0.0000 | 0.4000 ± 0.0000 "
+                        "| 0.4000 ± 0.0000 | 2.000 ± 0.000 |")
     paths = evaluation.write_report(table, tmp_path / "report")
     pd.testing.assert_frame_equal(pd.read_csv(paths["csv"]), table, check_dtype=False)
     assert paths["markdown"].read_text() == evaluation.markdown_table(table)
     assert paths["figure"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in (tmp_path / "report").iterdir()) == ["evaluation.csv", "evaluation.md",
                                                                       "evaluation.png"]
+
+
+def test_one_volume_prints_the_mean_alone_and_a_missing_score_as_n_a():
+    table = pd.DataFrame({"subject": ["a"], "setting": ["mean"], "method": ["IQT"], "psnr": [30.123],
+                          "ssim": [0.9], "rmse": [0.1], "slice_periodic": [0.25], "seam": [np.nan]})
+    assert evaluation.markdown_table(table).splitlines()[2] == \
+        "| mean | IQT | 1 | 30.12 | 0.9000 | 0.1000 | 0.2500 | n/a |"
