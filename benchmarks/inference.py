@@ -10,7 +10,7 @@ the training patches, 32 // factor slices, unless --train_slices_lf says
 otherwise), and reports the seconds (compiling apart, then the median of the
 passes), HF voxels per second (kept, and computed including overlaps and
 padding), the overlap waste (computed / kept) and the peak resident memory of
-the process. The Keras peer (`../shared/peers/keras_aniso_unet.py`, in its own
+the process. The Keras peer (`keras_aniso_unet.py` in --peer_dir, in its own
 virtual environment) reports its inference patches per second on 32×32×4 → 32³
 patches, before and after the JAX runs (the machine is shared; their mean is
 used). `vs_keras_computed` compares HF voxels computed per second;
@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PEER_DIR = os.environ.get("IQT_PEER_DIR", str(ROOT.parent / "shared" / "peers"))
+PEER_DIR = os.environ.get("IQT_PEER_DIR", "")  # no default: benchmarks/README.md
 PEER_SCRIPT = "keras_aniso_unet.py"
 PATCH_HF_VOXELS = 32 ** 3
 

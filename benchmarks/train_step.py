@@ -11,8 +11,8 @@ batches: initialisation, compile time, the median of --steps steps after
 of the compiled step beside it), achieved GFLOP/s and peak resident memory; then
 evaluation-mode inference patches/s at the same batch.
 
---peer keras then runs ../shared/peers/keras_aniso_unet.py (TF/Keras with
-oneDNN, in its own virtualenv, see ../shared/peers/README.md) after the JAX
+--peer keras then runs keras_aniso_unet.py from --peer_dir (TF/Keras with
+oneDNN, in its own virtualenv, see benchmarks/README.md) after the JAX
 measurement, never at the same time, and reports JAX / Keras ratios. The peer
 builds the network without the decoder's first bottleneck block (6.09 M
 parameters, 3.19 GFLOP forward per patch, against 9.69 M and 3.25 here), so
@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from iqt.cli import fail  # noqa: E402
 
-PEER_DIR = os.environ.get("IQT_PEER_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "peers"))
+PEER_DIR = os.environ.get("IQT_PEER_DIR", "")  # no default: benchmarks/README.md
 PEER_SCRIPT = "keras_aniso_unet.py"
 
 
@@ -233,7 +233,7 @@ def check_keras_peer(args: argparse.Namespace) -> None:
     args.peer_script = str(Path(args.peer_dir) / PEER_SCRIPT)
     for path in (args.peer_python, args.peer_script):
         if not Path(path).exists():
-            fail(f"{path} not found; set up the peer as ../shared/peers/README.md says")
+            fail(f"{path} not found; set up the peer as benchmarks/README.md says")
 
 
 def run_keras_peer(args: argparse.Namespace) -> dict:

@@ -6,7 +6,7 @@ is simulated, enhanced by IQT, and upsampled along the slice axis by nearest,
 linear and cubic-spline interpolation at the positions of the slice
 convention (LF slice j sits at HF index r·j + (r − 1)/2). Each estimate is
 compared with the HF truth by RMSE, PSNR and SSIM inside the brain mask
-(`iqt.metrics`, REFERENCE.md §6). Intensities are the normalised ones of
+(`iqt.metrics`, docs/method.md §6). Intensities are the normalised ones of
 training (HF divided by its 99th percentile in the brain).
 """
 from __future__ import annotations

@@ -111,7 +111,7 @@ def _gather(array: jax.Array) -> np.ndarray:
 
 
 def evaluate(state: TrainState, eval_set: EvalSet, predict) -> tuple[dict[str, float], np.ndarray]:
-    """Validation loss, PSNR and SSIM (inside the brain, REFERENCE.md §6), and the predictions."""
+    """Validation loss, PSNR and SSIM (inside the brain, docs/method.md §6), and the predictions."""
     prediction, target = _gather(predict(state, eval_set.lf)), eval_set.target
     return {"loss": float(np.mean((prediction - target) ** 2)),
             "psnr": float(np.mean([metrics.psnr(t, p) for t, p in zip(target, prediction)])),

@@ -36,7 +36,7 @@ def inverse_time_decay(learning_rate: float, decay_rate: float) -> optax.Schedul
 
 
 def make_optimizer(train_config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-    """Adam with inverse-time learning-rate decay (REFERENCE.md §4)."""
+    """Adam with inverse-time learning-rate decay (docs/method.md §4)."""
     return optax.adam(inverse_time_decay(train_config.learning_rate, train_config.lr_decay_rate))
 
 
