@@ -2,10 +2,10 @@
 
 Alpha (ordinal) comes from the maintained `krippendorff` package; it accepts
 any number of readers and missing scores. Cohen's kappa with quadratic
-weights (Cohen 1968, Psychological Bulletin 70:213–220) is computed here for
-one pair of readers on the units both scored:
+weights (Cohen 1968, Psychological Bulletin 70:213–220) comes from
+scikit-learn, for one pair of readers on the units both scored:
 
-    kappa_w = 1 − Σ w_ij O_ij / Σ w_ij E_ij,   w_ij = (i − j)² / (k − 1)²,
+    kappa_w = 1 − Σ w_ij O_ij / Σ w_ij E_ij,   w_ij = (i − j)²,
 
 with O the observed and E the chance-expected (outer product of the two
 readers' marginals) proportions over the k score categories 1–4.
@@ -18,6 +18,8 @@ import warnings
 import krippendorff
 import numpy as np
 import pandas as pd
+from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.metrics import cohen_kappa_score
 
 from analysis.scores import ALL_READERS, SCORE_RANGE, in_reading_order
 
@@ -51,17 +53,10 @@ def quadratic_weighted_kappa(a: np.ndarray, b: np.ndarray,
 
     NaN when the chance disagreement is zero (both readers used one category).
     """
-    a, b = np.asarray(a), np.asarray(b)
-    index = {c: i for i, c in enumerate(categories)}
-    k = len(categories)
-    observed = np.zeros((k, k))
-    for i, j in zip(a, b):
-        observed[index[i], index[j]] += 1
-    observed /= observed.sum()
-    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0))
-    weights = (np.subtract.outer(np.arange(k), np.arange(k)) / (k - 1)) ** 2
-    chance = (weights * expected).sum()
-    return float(1 - (weights * observed).sum() / chance) if chance > 0 else float("nan")
+    with warnings.catch_warnings():  # the undefined case warns, and is NaN by design
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        return float(cohen_kappa_score(np.asarray(a), np.asarray(b), labels=categories,
+                                       weights="quadratic", replace_undefined_by=np.nan))
 
 
 def agreement_table(scores: pd.DataFrame) -> pd.DataFrame:

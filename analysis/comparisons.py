@@ -1,6 +1,6 @@
 """Paired comparisons of IQT against LF and HF: pairing, tests, Holm correction.
 
-Pairing (DESIGN.md): in experiment 2 every reader scores all three image sets
+Pairing (docs/reader_study.md): in experiment 2 every reader scores all three image sets
 of a patient side by side, so a pair is the two scores of the same reader and
 patient. In experiment 1 a reader sees one set per patient, so a pair is the
 two per-patient means over readers (each mean over the readers who saw that
@@ -43,7 +43,7 @@ def paired_scores(stratum: pd.DataFrame, first: str, second: str, pairing: str
 
 
 def resolve_pairing(pairing: str, experiment: int) -> str:
-    """The concrete pairing of one experiment: 'design' follows DESIGN.md."""
+    """The concrete pairing of one experiment: 'design' follows docs/reader_study.md."""
     if pairing not in PAIRINGS:
         raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
     return DESIGN_PAIRING[experiment] if pairing == "design" else pairing

@@ -3,7 +3,7 @@
 python -m analysis.example_data --out analysis/examples/example_scores_synthetic.csv
 
 These scores are invented by a seeded random model; they are not the data of
-any study. The layout mimics the published one (REFERENCE.md §7): 12
+any study. The layout mimics the published one (docs/method.md §7): 12
 patients (8 lesional), 7 readers (2 HF experts, 5 LF generalists),
 experiment 1 with one image set per reader and patient (the Latin-rectangle
 plan of `analysis.design`), experiment 2 with all three sets; lesion scores

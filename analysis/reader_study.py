@@ -1,6 +1,6 @@
 """python -m analysis.reader_study --scores SCORES.csv --out DIR
 
-Reads the long reader-study CSV (DESIGN.md, "Reader-study data") and writes
+Reads the long reader-study CSV (docs/reader_study.md) and writes
 summary.csv, tests.csv, agreement.csv, figure5.png and report.md into DIR.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The reader-study scores: one CSV in long format, one row per score.
 
-Columns (DESIGN.md, "Reader-study data"): `reader`, `reader_group` (may be
+Columns (docs/reader_study.md): `reader`, `reader_group` (may be
 empty), `patient`, `experiment` (1 or 2), `image_type` (LF, IQT, HF),
 `sequence` (T1w, T2w, FLAIR), `criterion` (gm_wm, lesion) and `score`
 (1 not visible, 2 subtle, 3 clear, 4 very clear; empty = missing).

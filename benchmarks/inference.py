@@ -10,7 +10,7 @@ the training patches, 32 // factor slices, unless --train_slices_lf says
 otherwise), and reports the seconds (compiling apart, then the median of the
 passes), HF voxels per second (kept, and computed including overlaps and
 padding), the overlap waste (computed / kept) and the peak resident memory of
-the process. The Keras peer (`../shared/peers/keras_aniso_unet.py`, in its own
+the process. The Keras peer (`keras_aniso_unet.py` in --peer_dir, in its own
 virtual environment) reports its inference patches per second on 32×32×4 → 32³
 patches, before and after the JAX runs (the machine is shared; their mean is
 used). `vs_keras_computed` compares HF voxels computed per second;
@@ -32,7 +32,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PEER = ROOT.parent / "shared" / "peers" / "keras_aniso_unet.py"
+PEER_DIR = os.environ.get("IQT_PEER_DIR", "")  # no default: benchmarks/README.md
+PEER_SCRIPT = "keras_aniso_unet.py"
 PATCH_HF_VOXELS = 32 ** 3
 
 
@@ -48,6 +49,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="LF slices of the training patches, which cap the tile's slices as in "
                         "launch.infer (-1: 32 // factor, the default patch; 0: no cap)")
     p.add_argument("--repeats", type=int, default=1, help="timed passes per volume (after compiling)")
+    p.add_argument("--peer_dir", default=PEER_DIR,
+                   help=f"folder holding the Keras peer's {PEER_SCRIPT} (default: $IQT_PEER_DIR; "
+                        "benchmarks/README.md says how to set it up)")
     p.add_argument("--keras_python", default="/tmp/venv-tf/bin/python")
     p.add_argument("--keras_steps", type=int, default=5)
     p.add_argument("--skip_keras", action="store_true")
@@ -135,9 +139,13 @@ def run_child(command: list[str], env: dict | None = None) -> dict:
 
 
 def keras_peer(args: argparse.Namespace) -> dict:
-    if args.skip_keras or not Path(args.keras_python).exists():
-        return {"skipped": f"no {args.keras_python}" if not args.skip_keras else "--skip_keras"}
-    out = run_child([args.keras_python, str(PEER), "--warmup", "2", "--steps", str(args.keras_steps)])
+    script = Path(args.peer_dir) / PEER_SCRIPT if args.peer_dir else None
+    if args.skip_keras:
+        return {"skipped": "--skip_keras"}
+    for needed, path in (("--keras_python", args.keras_python), ("--peer_dir", script)):
+        if path is None or not Path(path).exists():
+            return {"skipped": f"no {path or 'peer folder'} ({needed})"}
+    out = run_child([args.keras_python, str(script), "--warmup", "2", "--steps", str(args.keras_steps)])
     if "inference" not in out:
         return out
     inference = out["inference"]

@@ -11,8 +11,8 @@ batches: initialisation, compile time, the median of --steps steps after
 of the compiled step beside it), achieved GFLOP/s and peak resident memory; then
 evaluation-mode inference patches/s at the same batch.
 
---peer keras then runs ../shared/peers/keras_aniso_unet.py (TF/Keras with
-oneDNN, in its own virtualenv, see ../shared/peers/README.md) after the JAX
+--peer keras then runs keras_aniso_unet.py from --peer_dir (TF/Keras with
+oneDNN, in its own virtualenv, see benchmarks/README.md) after the JAX
 measurement, never at the same time, and reports JAX / Keras ratios. The peer
 builds the network without the decoder's first bottleneck block (6.09 M
 parameters, 3.19 GFLOP forward per patch, against 9.69 M and 3.25 here), so
@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from iqt.cli import fail  # noqa: E402
 
-PEERS = Path(__file__).resolve().parents[2] / "shared" / "peers"
+PEER_DIR = os.environ.get("IQT_PEER_DIR", "")  # no default: benchmarks/README.md
+PEER_SCRIPT = "keras_aniso_unet.py"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -60,7 +61,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--skip-infer", action="store_true")
     p.add_argument("--peer", default="none", choices=["none", "keras"])
     p.add_argument("--peer-python", default="/tmp/venv-tf/bin/python")
-    p.add_argument("--peer-script", default=str(PEERS / "keras_aniso_unet.py"))
+    p.add_argument("--peer_dir", default=PEER_DIR,
+                   help=f"folder holding the Keras peer's {PEER_SCRIPT} (default: $IQT_PEER_DIR; "
+                        "benchmarks/README.md says how to set it up)")
     p.add_argument("--out", default=None, help="also write the JSON here")
     return p.parse_args(argv)
 
@@ -225,9 +228,12 @@ def check_keras_peer(args: argparse.Namespace) -> None:
                                                                                       "32,32,4"):
         fail("the Keras peer builds only the ×8, 16-filter, 5-level ANISO U-Net on (32, 32, 4) patches; "
              "drop --peer or the other options")
+    if not args.peer_dir:
+        fail("--peer keras needs --peer_dir (or IQT_PEER_DIR): the folder of the peer scripts")
+    args.peer_script = str(Path(args.peer_dir) / PEER_SCRIPT)
     for path in (args.peer_python, args.peer_script):
         if not Path(path).exists():
-            fail(f"{path} not found; set up the peer as ../shared/peers/README.md says")
+            fail(f"{path} not found; set up the peer as benchmarks/README.md says")
 
 
 def run_keras_peer(args: argparse.Namespace) -> dict:

@@ -27,6 +27,18 @@ LATEST_DIR, BEST_DIR = "checkpoints", "best"
 TMP_MARKER = ".orbax-checkpoint-tmp"  # how orbax names a checkpoint still being written
 
 
+class _NoReadOnlyNotice(logging.Filter):
+    """Drops orbax's "Given directory is read only" warning, logged on every read-only open
+    (that is, every inference): reading a trained model is not the user's concern."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.pathname.endswith(os.path.join("orbax", "checkpoint", "checkpoint_manager.py"))
+                    and record.getMessage().startswith("Given directory is read only"))
+
+
+logging.getLogger("absl").addFilter(_NoReadOnlyNotice())  # orbax logs through absl's logger
+
+
 def _manager(directory: Path, options: ocp.CheckpointManagerOptions) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(directory.absolute(), options=options, item_names=("state", "data"))
 
@@ -151,7 +163,8 @@ def _steps(directory: Path) -> list[int]:
 def restore_state(workdir: str | os.PathLike, abstract_state: Any, which: str = "best") -> tuple[Any, int]:
     """Restores a `TrainState` for inference; returns (state, step)."""
     directory, steps = resolve_checkpoint(workdir, which)
-    manager = _manager(directory, ocp.CheckpointManagerOptions(read_only=True, create=False))
+    manager = _manager(directory, ocp.CheckpointManagerOptions(read_only=True, create=False,
+                                                                      save_interval_steps=0))
     try:
         found, _ = restore_newest(manager, abstract_state, steps)
     finally:

@@ -1,4 +1,4 @@
-"""Image-quality metrics inside the brain mask, and two artefact scores.
+"""Image-quality metrics inside the brain mask (docs/method.md §6), and two artefact scores.
 
     RMSE = sqrt(mean over the mask of (estimate - reference)²)
     PSNR = 10 · log10(max(reference in the mask)² / MSE)                      [dB]

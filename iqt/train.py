@@ -21,17 +21,17 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
-from tqdm import tqdm
 
 import simulators
 from iqt import checkpointing, config_io, figures, metrics, parallel
 from iqt.data import pipeline
 from iqt.errors import UserError
-from iqt.metric_writers import MetricWriter, read_jsonl
+from iqt.metric_writers import MetricWriter, drawn_simulator_parameters, read_jsonl
 from iqt.models import create_model
+from iqt.progress import Progress
 from iqt.run_guard import StopRequest, workdir_lock
-from iqt.train_step import (SUBJECT_DRAWS, TrainState, create_train_state, make_optimizer, make_steps,
-                            simulate_pairs)
+from iqt.train_step import (SUBJECT_DRAWS, TrainState, create_train_state, learning_rate_schedule,
+                            make_optimizer, make_steps, simulate_pairs)
 
 
 class TrainingDiverged(RuntimeError):
@@ -113,7 +113,7 @@ def _gather(array: jax.Array) -> np.ndarray:
 
 
 def evaluate(state: TrainState, eval_set: EvalSet, predict) -> tuple[dict[str, float], np.ndarray]:
-    """Validation loss, PSNR and SSIM (inside the brain, REFERENCE.md §6), and the predictions."""
+    """Validation loss, PSNR and SSIM (inside the brain, docs/method.md §6), and the predictions."""
     prediction, target = _gather(predict(state, eval_set.lf)), eval_set.target
     return {"loss": float(np.mean((prediction - target) ** 2)),
             "psnr": float(np.mean([metrics.psnr(t, p) for t, p in zip(target, prediction)])),
@@ -179,6 +179,7 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, stop: StopRequest) 
         logging.info("resumed from %s at step %d", workdir / checkpointing.LATEST_DIR, start)
     start = int(state.step)
     writer = MetricWriter(workdir, resume_step=start, enabled=jax.process_index() == 0)
+    writer.write_config(start, config)
     train_step, predict = make_steps(model, optimizer, config.sim, config.seed)
     run = _Run(config, workdir, mesh, data, train_step, predict, make_eval_set(config, mesh, margin),
                checkpointer, writer, stop)
@@ -204,33 +205,38 @@ def _loop(run: _Run, state: TrainState, start: int) -> dict[str, float]:
     """Steps `start + 1 .. num_steps`: log, validate, checkpoint, stop on request."""
     tc = run.config.train
     last_eval: dict[str, float] = {}
-    bar = tqdm(total=tc.num_steps, initial=start, desc="train", unit="step", dynamic_ncols=True,
-               disable=jax.process_index() != 0 or not tc.progress_bar)
+    progress = Progress(tc.num_steps, start, enabled=jax.process_index() == 0, bar=tc.progress_bar)
+    learning_rate = learning_rate_schedule(tc)
+    drawn = drawn_simulator_parameters(run.config.sim)
     t0, window, stopping, step = time.perf_counter(), 0, False, start
     for step in range(start + 1, tc.num_steps + 1):
         state, m = run.train_step(state, parallel.to_global(next(run.data), run.mesh))
         _check_finite(m, state, step, tc.max_nonfinite_skips)
-        bar.update(1), bar.set_postfix(loss=f"{float(m['loss']):.4g}")
+        progress.step(float(m["loss"]))
         window += 1
         if step % tc.log_every == 0:
             rate = window / (time.perf_counter() - t0)
             run.writer.write(step, "train", {"loss": m["loss"], "grad_norm": m["grad_norm"], "steps_per_s": rate,
                                              "patches_per_s": rate * tc.batch_size,
-                                             **{f"theta_{k}": jnp.mean(v) for k, v in m["theta"].items()}})
+                                             "learning_rate": learning_rate(step - 1),  # the step's update used it
+                                             **{f"theta_{k}": jnp.mean(m["theta"][k]) for k in drawn}})
+            progress.log(step, float(m["loss"]), rate)
             t0, window = time.perf_counter(), 0
         stopping = _stop_everywhere(run.stop)
         if step % tc.eval_every == 0 or step == tc.num_steps:
             last_eval, prediction = evaluate(state, run.eval_set, run.predict)
             run.writer.write(step, "validation", last_eval)
+            progress.validation(step, last_eval)
             with _storage_errors_fail_loudly():
                 run.checkpointer.save_if_best(step, state, run.data.get_state(), last_eval["loss"])
             save_figures(run.workdir, step, run.eval_set, prediction, run.config.sim.factor)
+            run.writer.write_image(step, "validation/patch", run.workdir / "figures" / "validation_patch.png")
         if step % tc.checkpoint_every == 0 or step == tc.num_steps or stopping:
             with _storage_errors_fail_loudly():
                 run.checkpointer.save(step, state, run.data.get_state())
         if stopping:
             break
-    bar.close()
+    progress.close()
     with _storage_errors_fail_loudly():
         run.checkpointer.wait()
     if stopping:

@@ -49,7 +49,7 @@ def _t2w_covariance(mean_wm: float, mean_gm: float) -> tuple:
     return ((std_wm**2, cov), (cov, std_gm**2))
 
 
-# (snr_wm, snr_gm) at 0.36 T: mean and covariance (REFERENCE.md §3).
+# (snr_wm, snr_gm) at 0.36 T: mean and covariance (docs/method.md §3).
 PUBLISHED_SNR = {
     "T1w": ((64.50, 54.14), ((78.47, 71.50), (71.50, 73.91))),
     "FLAIR": ((35.031, 42.329), ((34.048, 39.850), (39.850, 50.293))),

@@ -6,7 +6,7 @@ small patch gets the same contrast change as the volume it came from.
 
 Models (the `contrast` field of the config):
 
-- `snr_gm_fixed` (reference, REFERENCE.md §3): σ = mean_GM / snr_gm;
+- `snr_gm_fixed` (reference, docs/method.md §3): σ = mean_GM / snr_gm;
   I' = (GM + k·WM + CSF)·I with k = snr_wm·σ / mean_WM. GM and CSF keep their
   intensity; WM is rescaled so that its SNR is snr_wm.
 - `snr_wm_fixed` (the reference's variant): σ = mean_WM / snr_wm;

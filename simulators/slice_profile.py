@@ -3,7 +3,7 @@
 Offsets and widths are in millimetres. Two profiles:
 
 - `gaussian`: a Gaussian whose FWHM is the slice thickness (the reference method,
-  REFERENCE.md §3);
+  docs/method.md §3);
 - `rect_gaussian`: the ideal rectangular slice of width `slice_thickness_mm`
   convolved with a Gaussian of FWHM `slice_edge_fwhm_mm` (soft slice edges, as an
   imperfect RF excitation gives).

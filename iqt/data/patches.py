@@ -5,7 +5,7 @@ slices on each side along z (the slice axis), all inside the volume (no
 padding): its corner is uniform over every position where the whole
 (X, Y, Z + 2 margin) window fits. A candidate is kept when at least
 `min_fraction` of its target voxels (the margin is not counted) are brain,
-brain meaning GM + WM + CSF > 0.5; otherwise another is drawn (REFERENCE.md
+brain meaning GM + WM + CSF > 0.5; otherwise another is drawn (docs/method.md
 section 4's rule, with tissue maps in place of "above the mean intensity").
 """
 from __future__ import annotations

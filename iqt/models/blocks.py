@@ -1,4 +1,4 @@
-"""Building blocks of the ANISO U-Net and of the SR U-Net baseline (REFERENCE.md §2).
+"""Building blocks of the ANISO U-Net and of the SR U-Net baseline (docs/method.md §2).
 
 Every block maps channels-last (B, X, Y, Z, C) arrays; `impl` and `dtype` are
 passed down to the convolutions (see `layers`).

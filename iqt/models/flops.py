@@ -5,7 +5,7 @@ abstract evaluation (`jax.eval_shape`: nothing is computed or compiled):
 a 'same' convolution costs out_voxels · kx·ky·kz · C_in · C_out MACs, a
 kernel-equals-stride transposed convolution in_voxels · kx·ky·kz · C_in · C_out.
 Bias adds, BatchNorm and activations are not counted (the usual convention,
-and that of ../shared/peers/aniso_spec.py). A training step costs about 3× the
+and that of the benchmarks' peers, benchmarks/README.md). A training step costs about 3× the
 forward pass (input and kernel gradients each ≈ one forward).
 """
 from __future__ import annotations

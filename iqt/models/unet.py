@@ -1,4 +1,4 @@
-"""The anisotropic U-Net that upsamples the slice axis (REFERENCE.md §2), and the SR U-Net baseline.
+"""The anisotropic U-Net that upsamples the slice axis (docs/method.md §2), and the SR U-Net baseline.
 
 Input: LF patches (B, X, Y, Z_lf, 1); output: HF patches (B, X, Y, factor·Z_lf, 1).
 The encoder runs on the LF grid; each level's skip is upsampled along the
@@ -16,7 +16,7 @@ style 'aniso' uses `ConvCore` and `SkipBlock`; style 'sr' (the SR U-Net
 baseline) uses `PlainConvBlock` (no BatchNorm, no shortcut) and a skip that is
 only the (1, 1, s) transposed conv. `decoder_bottleneck_core=False` drops the
 decoder's first block at the bottleneck (the variant the peer implementations
-in ../shared/peers build, 6,085,401 parameters instead of 9,692,185).
+of benchmarks/README.md build, 6,085,401 parameters instead of 9,692,185).
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from iqt.models import default_config as model_config
 
 
 def train_config(**overrides) -> ml_collections.ConfigDict:
-    """Optimisation and bookkeeping, with the published defaults (REFERENCE.md §4)."""
+    """Optimisation and bookkeeping, with the published defaults (docs/method.md §4)."""
     c = ml_collections.ConfigDict()
     c.batch_size = 32                 # global batch, split over every device of every host
     c.num_steps = 100_000

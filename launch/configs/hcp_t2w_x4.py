@@ -1,4 +1,4 @@
-"""HCP T2w (0.7 mm), ×4 along slices: the published setting (REFERENCE.md §2–4).
+"""HCP T2w (0.7 mm), ×4 along slices: the published setting (docs/method.md §2–4).
 
 Needs the HCP data (manual download): python -m launch.build_data --dataset hcp --manual_dir DIR
 """

@@ -1,4 +1,4 @@
-"""MPI-LEMON FLAIR, ×4 along slices (REFERENCE.md §4).
+"""MPI-LEMON FLAIR, ×4 along slices (docs/method.md §4).
 
 Needs the LEMON data (manual download): python -m launch.build_data --dataset lemon --manual_dir DIR
 """

@@ -1,6 +1,6 @@
 """Config of `python -m launch.simulate`: the simulator section alone.
 
-    --config launch/configs/simulate.py            # T1w, ×8 (REFERENCE.md §3)
+    --config launch/configs/simulate.py            # T1w, ×8 (docs/method.md §3)
     --config launch/configs/simulate.py:FLAIR      # T1w | T2w | FLAIR
     --config launch/configs/simulate.py:T2w,4      # sequence and resolution factor
 

@@ -52,12 +52,14 @@ def test_quadratic_weighted_kappa_by_hand():
     assert np.isnan(quadratic_weighted_kappa([2, 2], [2, 2]))
 
 
-def test_quadratic_weighted_kappa_matches_scikit_learn():
-    metrics = pytest.importorskip("sklearn.metrics")
-    rng = np.random.default_rng(0)
-    a, b = rng.integers(1, 5, 30), rng.integers(1, 5, 30)
-    assert quadratic_weighted_kappa(a, b) == pytest.approx(
-        metrics.cohen_kappa_score(a, b, weights="quadratic", labels=[1, 2, 3, 4]))
+def test_quadratic_weighted_kappa_counts_unused_categories():
+    # The weights are distances on the whole 1–4 scale, used or not; w_ij = (i−j)².
+    # a = 2,3 and b = 3,3: Σ w·O = ½·1; marginals a = (0, ½, ½, 0), b = (0, 0, 1, 0),
+    # Σ w·E = ½·(2−3)² + ½·0 = ½; kappa = 1 − ½/½ = 0.
+    assert quadratic_weighted_kappa([2, 3], [3, 3]) == pytest.approx(0.0)
+    # a = 1,4 and b = 1,3: O has (1,1) and (4,3): Σ w·O = ½·1; marginals a = (½,0,0,½),
+    # b = (½,0,½,0): Σ w·E = ¼·(0 + 4 + 9 + 1) = 3.5; kappa = 1 − 0.5/3.5 = 6/7.
+    assert quadratic_weighted_kappa([1, 4], [1, 3]) == pytest.approx(6 / 7)
 
 
 def test_agreement_table_units_and_pairs():

@@ -253,6 +253,8 @@ def test_build_data_command(tmp_path, synth):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "subjects: train 2, test 1" in result.stdout
     assert "voxel sizes (mm): 1.2 x 1 x 1.5" in result.stdout
+    assert "Unknown size" not in result.stdout + result.stderr  # a local build downloads nothing
+    assert "downloaded and prepared" not in result.stdout + result.stderr
 
     bad = _bad_manifest(tmp_path / "bad", synth, "missing_file")
     result = _python(args[:5] + [str(bad), "--data_dir", str(tmp_path / "tfds_bad")])

@@ -88,6 +88,7 @@ def test_launch_infer_writes_the_enhanced_volume_and_its_figure(run, tmp_path):
                              "--checkpoint=latest", "--noprogress"],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+    assert "read only" not in result.stderr and "read_only" not in result.stderr  # orbax's notices
     out = nib.load(tmp_path / "out" / "iqt.nii.gz")
     assert out.shape == (22, 20, 40) and out.get_data_dtype() == np.float32
     np.testing.assert_allclose(out.affine, hf_affine_from_lf(affine, 8), atol=1e-5)

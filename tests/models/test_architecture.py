@@ -25,7 +25,7 @@ def count(tree) -> int:
 
 def test_reference_x8_network_has_the_published_parameter_and_statistics_counts():
     variables = abstract_variables(create_model(default_config(), 8), (32, 32, 4))
-    # REFERENCE.md §2: counted by building the reference Keras model itself
+    # docs/method.md §2: counted by building the reference Keras model itself
     assert count(variables["params"]) == 9_692_185
     assert count(variables["batch_stats"]) == 7_152
     assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(variables))
@@ -36,9 +36,9 @@ def test_peer_variant_without_the_decoders_bottleneck_block_matches_the_peers():
     config.decoder_bottleneck_core = False
     model = create_model(config, 8)
     variables = abstract_variables(model, (32, 32, 4))
-    assert count(variables["params"]) == 6_085_401      # ../shared/peers/README.md
+    assert count(variables["params"]) == 6_085_401      # benchmarks/README.md, docs/method.md §2
     assert count(variables["batch_stats"]) == 7_152 - 2 * 3 * 256  # one conv_core(256): 3 BatchNorms
-    # MACs per patch as ../shared/peers/aniso_spec.py counts them for the peers' network
+    # MACs per patch of the peers' network (benchmarks/README.md), counted independently
     assert conv_macs_per_sample(model, (32, 32, 4)) == 1_594_621_952
 
 
@@ -66,7 +66,7 @@ def test_level_schedules_follow_the_slice_rule():
     def table(factor):
         return [(lv.features, lv.pool, lv.skip_upsample) for lv in level_schedule(factor, 5, 16)]
 
-    # REFERENCE.md §2: ×8 pools (2,2,1)×3 then (2,2,2); skips s = 8, 4, 2, 1
+    # docs/method.md §2: ×8 pools (2,2,1)×3 then (2,2,2); skips s = 8, 4, 2, 1
     assert table(8) == [(16, (2, 2, 1), 8), (32, (2, 2, 1), 4), (64, (2, 2, 1), 2),
                         (128, (2, 2, 2), 1), (256, None, 1)]
     assert [s for _, _, s in table(4)][:4] == [4, 2, 1, 1]

@@ -193,6 +193,15 @@ class IqtBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
         self.progress = None  # an optional tqdm bar, advanced once per subject
         super().__init__(**kwargs)
 
+    # TFDS prints "Downloading and preparing dataset Unknown size ..." and "... downloaded
+    # and prepared" for every build; these builds download nothing (the sources are local),
+    # and launch.build_data prints its own summary.
+    def _log_download_bytes(self) -> None:
+        pass
+
+    def _log_download_done(self) -> None:
+        pass
+
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(builder=self, description=self.__doc__, features=features(),
                                      metadata=tfds.core.MetadataDict())
