@@ -38,8 +38,8 @@ def drawn_simulator_parameters(sim: ml_collections.ConfigDict) -> tuple[str, ...
              if len(set(distributions.scalar_support(sim.parameters[name]))) > 1]
     if sim.snr.distribution != "fixed":
         drawn += SNR_PARAMETERS
-    if "slice_thickness_mm" in drawn:
-        drawn.append("slice_gap_mm")  # derived from the thickness
+    if "slice_thickness_fraction" in drawn:
+        drawn += ["slice_thickness_mm", "slice_gap_mm"]  # derived from the fraction
     return tuple(drawn)
 
 

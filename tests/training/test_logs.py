@@ -74,11 +74,11 @@ def test_only_the_drawn_simulator_parameters_are_logged(tiny_run):
     assert logged == set(drawn_simulator_parameters(demo.get_config("tiny").sim))
 
 
-@pytest.mark.parametrize("change", ["default", "thickness", "fixed_snr", "deterministic"])
+@pytest.mark.parametrize("change", ["default", "published", "thickness", "fixed_snr", "deterministic"])
 def test_drawn_parameters_are_exactly_those_that_vary_between_samples(change):
-    sim = simulators.default_config("T1w", 8)
+    sim = simulators.default_config("T1w", 8, protocol="design" if change == "default" else "published")
     if change == "thickness":
-        sim.parameters.slice_thickness_mm = distributions.uniform(4.0, 6.0)
+        sim.parameters.slice_thickness_fraction = distributions.uniform(0.7, 1.0)
     elif change == "fixed_snr":
         sim.snr = distributions.fixed_pair((30.0, 40.0))
     elif change == "deterministic":
