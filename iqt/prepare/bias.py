@@ -14,7 +14,7 @@ import SimpleITK as sitk
 SHRINK_TO_MM = 4.0          # fit the field on voxels about this wide (it is smooth)
 ITERATIONS = (50, 50)   # per fitting level; more levels fit anatomy as well as the field
 CONTROL_POINTS = 4          # B-spline control points per axis at the first level
-CONVERGENCE = 1e-4
+CONVERGENCE = 1e-3         # tighter fits the anatomy too (CV 3.8 % vs 2.8 % in the tests)
 
 
 def _image(data: np.ndarray, voxel_sizes_mm) -> sitk.Image:

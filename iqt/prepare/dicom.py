@@ -51,17 +51,6 @@ def volume_from_sitk(image: sitk.Image) -> Volume:
     return Volume(data=data, affine=affine, header=header)
 
 
-def sitk_from_array(data: np.ndarray, affine: np.ndarray) -> sitk.Image:
-    """A (x, y, z) array with its RAS affine → a SimpleITK image with the same geometry."""
-    lps = LPS_TO_RAS @ np.asarray(affine, dtype=np.float64)
-    spacing = np.linalg.norm(lps[:3, :3], axis=0)
-    image = sitk.GetImageFromArray(np.ascontiguousarray(np.asarray(data).transpose(2, 1, 0)))
-    image.SetSpacing(tuple(float(s) for s in spacing))
-    image.SetDirection(tuple(float(d) for d in (lps[:3, :3] / spacing[None, :]).ravel()))
-    image.SetOrigin(tuple(float(o) for o in lps[:3, 3]))
-    return image
-
-
 def _series_of(folder: Path, uid: str) -> Series:
     files = tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid))
     reader = sitk.ImageFileReader()
