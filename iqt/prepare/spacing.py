@@ -47,7 +47,7 @@ def relative_difference(value: float, expected: float) -> float:
 
 def check_spacing(voxel_sizes_mm, slice_axis: int, grid: TrainingGrid, *, allow_mismatch: bool = False,
                   check_in_plane: bool = False, name: str = "the scan") -> list[str]:
-    """Warnings (a list of one-line strings); a mismatch over `TOLERANCE` is a `UserError` unless allowed.
+    """A one-line warning (in a list; empty if none); a mismatch over `TOLERANCE` is a `UserError` unless allowed.
 
     The slice spacing is always checked; the in-plane voxel sizes only with
     `check_in_plane` (they are not checked when the scan is resampled in-plane).
@@ -69,7 +69,7 @@ def check_spacing(voxel_sizes_mm, slice_axis: int, grid: TrainingGrid, *, allow_
     if problems and not allow_mismatch:
         raise UserError("; ".join(problems) + "; use a run trained for this spacing, or pass "
                         "--allow_spacing_mismatch to enhance it anyway")
-    return [f"warning: {p}" for p in problems]
+    return [f"warning: {'; '.join(problems)}"] if problems else []
 
 
 def _sitk_image(data: np.ndarray, voxel_sizes_mm) -> sitk.Image:

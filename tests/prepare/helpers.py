@@ -76,3 +76,36 @@ def assert_user_error(result: subprocess.CompletedProcess, *words: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     for word in words:
         assert word in lines[0], lines[0]
+
+
+def make_run(workdir: Path, *, factor: int, hf_voxel_mm: float) -> Path:
+    """A work directory: the tiny demo config (with this factor and voxel size) and random weights."""
+    import jax
+
+    from iqt import config_io
+    from iqt.checkpointing import Checkpointer
+    from iqt.models import create_model, input_multiple
+    from iqt.train_step import create_train_state, make_optimizer
+    from launch.configs.demo import get_config
+
+    config = get_config("tiny")
+    config.sim.factor, config.sim.hf_voxel_mm = factor, hf_voxel_mm
+    workdir.mkdir(parents=True)
+    config_io.save_config(config, workdir)
+    model = create_model(config.model, factor)
+    shape = (1, *input_multiple(config.model, factor))
+    abstract = jax.eval_shape(lambda key: create_train_state(key, model, make_optimizer(config.train), shape),
+                              jax.random.key(0))
+    rng = np.random.default_rng(7)
+
+    def fill(path, leaf):   # random weights filled in NumPy (compiling model.init takes seconds)
+        names = jax.tree_util.keystr(path)
+        if "params" in names and "opt_state" not in names:
+            return (0.3 * rng.standard_normal(leaf.shape)).astype(leaf.dtype)
+        return (np.ones if "batch_stats" in names and "var" in names else np.zeros)(leaf.shape, leaf.dtype)
+
+    checkpointer = Checkpointer(workdir)
+    checkpointer.save(1, jax.tree_util.tree_map_with_path(fill, abstract), {})
+    checkpointer.wait()
+    checkpointer.close()
+    return workdir
