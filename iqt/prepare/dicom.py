@@ -8,6 +8,7 @@ arrays indexed (z, y, x); a `Volume` is RAS with arrays indexed (x, y, z), so
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
@@ -51,6 +52,17 @@ def volume_from_sitk(image: sitk.Image) -> Volume:
     return Volume(data=data, affine=affine, header=header)
 
 
+@contextlib.contextmanager
+def _quiet_itk():
+    """ITK's warnings (e.g. 'No Series were found') off: the errors raised here say it in one line."""
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
+
+
 def _series_of(folder: Path, uid: str) -> Series:
     files = tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid))
     reader = sitk.ImageFileReader()
@@ -68,10 +80,11 @@ def list_series(folder: str | os.PathLike) -> list[Series]:
         raise UserError(f"input {folder} is neither a NIfTI file nor a folder of DICOM files")
     if not any(p.is_file() for p in folder.iterdir()):
         raise UserError(f"input folder {folder} is empty; it should hold the DICOM files of a series")
-    uids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
-    if not uids:
-        raise UserError(f"input folder {folder} holds no DICOM series (no file in it is a DICOM image)")
-    series = [_series_of(folder, uid) for uid in uids]
+    with _quiet_itk():
+        uids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+        if not uids:
+            raise UserError(f"input folder {folder} holds no DICOM series (no file in it is a DICOM image)")
+        series = [_series_of(folder, uid) for uid in uids]
     return sorted(series, key=lambda s: (int(s.number) if s.number.isdigit() else 1 << 30, s.description))
 
 
@@ -97,7 +110,8 @@ def read_dicom_series(folder: str | os.PathLike, choice: str | None = None) -> t
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(list(series.files))
     try:
-        image = reader.Execute()
+        with _quiet_itk():
+            image = reader.Execute()
     except RuntimeError as e:
         first = str(e).strip().splitlines()[-1] if str(e).strip() else "unreadable"
         raise UserError(f"DICOM series {series.label()} in {folder} cannot be read ({first})") from None
