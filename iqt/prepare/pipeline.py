@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import resource
 import time
 from pathlib import Path
 
@@ -53,11 +54,16 @@ def parse_steps(steps: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
 
 @contextlib.contextmanager
 def _step(report: dict, name: str, parameters: dict):
-    """Times a step and records it (its function fills `parameters` in)."""
+    """Times a step and records it with the peak memory so far (the step fills `parameters` in)."""
     start = time.perf_counter()
     yield parameters
     report["steps"].append({"name": name, "seconds": round(time.perf_counter() - start, 3),
-                            "parameters": parameters})
+                            "peak_memory_mb": peak_memory_mb(), "parameters": parameters})
+
+
+def peak_memory_mb() -> float:
+    """The process's peak resident memory so far, in MiB (Linux reports KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
 
 
 def prepare_volume(volume: Volume, *, steps=STEPS, sequence: str = "T1w", mask: Volume | None = None,
