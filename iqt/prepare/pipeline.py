@@ -69,7 +69,7 @@ def peak_memory_mb() -> float:
 def prepare_volume(volume: Volume, *, steps=STEPS, sequence: str = "T1w", mask: Volume | None = None,
                    grid: TrainingGrid | None = None, slice_axis: int | None = None,
                    allow_spacing_mismatch: bool = False, source: dict | None = None) -> Prepared:
-    """Runs the chosen `steps` on `volume` (see the module docstring)."""
+    """Runs the chosen `steps` on `volume` (see the module docstring); every user error comes first."""
     if sequence not in SEQUENCES:
         raise UserError(f"--sequence must be one of {', '.join(SEQUENCES)}, got {sequence!r}")
     steps = parse_steps(steps)
@@ -86,8 +86,20 @@ def prepare_volume(volume: Volume, *, steps=STEPS, sequence: str = "T1w", mask: 
     if grid is not None:
         report["training_grid"] = dataclasses.asdict(grid)
     start = time.perf_counter()
-    data, brain = volume.data, None
-    head = None
+    data, brain = _intensities_and_brain(volume, steps, sequence, mask, axis, report)
+    affine = volume.affine
+    if "resample" in steps:
+        data, brain, affine = _resample(data, brain, affine, axis, grid.in_plane_mm, report)
+    report.update(shape_out=list(data.shape), voxel_sizes_mm_out=list(voxel_sizes_from_affine(affine)),
+                  seconds=round(time.perf_counter() - start, 3))
+    return Prepared(Volume(data=np.ascontiguousarray(data, dtype=np.float32), affine=affine,
+                           header=volume.header), brain, report)
+
+
+def _intensities_and_brain(volume: Volume, steps, sequence: str, mask: Volume | None, axis: int,
+                           report: dict) -> tuple[np.ndarray, np.ndarray]:
+    """N4, the brain mask (extracted or given) and cross-talk: (image zero outside the brain, brain)."""
+    data, sizes, head, brain = volume.data, volume.voxel_sizes_mm, None, None
     if "n4" in steps:
         with _step(report, "n4", {}) as parameters:
             head = head_mask(data, sizes, axis)
@@ -108,22 +120,21 @@ def prepare_volume(volume: Volume, *, steps=STEPS, sequence: str = "T1w", mask: 
     elif "crosstalk" in steps:
         report["steps"].append({"name": "crosstalk", "seconds": 0.0,
                                 "parameters": {"skipped": f"cross-talk correction is for T1w, not {sequence}"}})
-    if brain is not None:
-        data = np.where(brain, data, 0.0).astype(np.float32)   # skull-stripped, as in training
-    else:
-        brain = data > 0
-    affine = volume.affine
-    if "resample" in steps:
-        with _step(report, "resample", {"target_in_plane_mm": grid.in_plane_mm}) as parameters:
-            data, new_affine = resample_in_plane(data, affine, axis, grid.in_plane_mm)
-            resampled_mask, _ = resample_in_plane(brain.astype(np.float32), affine, axis, grid.in_plane_mm)
-            brain, affine = resampled_mask > 0.5, new_affine
-            data = np.where(brain, np.maximum(data, 0.0), 0.0).astype(np.float32)
-            parameters.update(interpolation="linear, Gaussian anti-aliasing when downsampling")
-    report.update(shape_out=list(data.shape), voxel_sizes_mm_out=list(voxel_sizes_from_affine(affine)),
-                  seconds=round(time.perf_counter() - start, 3))
-    return Prepared(Volume(data=np.ascontiguousarray(data, dtype=np.float32), affine=affine,
-                           header=volume.header), brain, report)
+    if brain is None:
+        return data, data > 0
+    return np.where(brain, data, 0.0).astype(np.float32), brain   # skull-stripped, as in training
+
+
+def _resample(data: np.ndarray, brain: np.ndarray, affine: np.ndarray, axis: int, target_mm: float,
+              report: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The image and its brain mask on in-plane voxels `target_mm` wide: (image, brain, affine)."""
+    with _step(report, "resample", {"target_in_plane_mm": target_mm}) as parameters:
+        data, new_affine = resample_in_plane(data, affine, axis, target_mm)
+        resampled_mask, _ = resample_in_plane(brain.astype(np.float32), affine, axis, target_mm)
+        brain = resampled_mask > 0.5
+        data = np.where(brain, np.maximum(data, 0.0), 0.0).astype(np.float32)
+        parameters.update(interpolation="linear, Gaussian anti-aliasing when downsampling")
+    return data, brain, new_affine
 
 
 # --- files ------------------------------------------------------------------------------------
