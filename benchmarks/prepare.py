@@ -77,6 +77,7 @@ def main(argv=None) -> dict:
         (tmp / "run").mkdir()
         (tmp / "run" / "config.json").write_text(json.dumps({"sim": {"factor": 8, "hf_voxel_mm": 0.7}}))
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        load_before = os.getloadavg()[0]
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "launch.prepare", f"--input={tmp / 'dicom'}",
                         f"--output={tmp / 'out' / 'prepared.nii.gz'}", f"--workdir={tmp / 'run'}"],
@@ -86,7 +87,7 @@ def main(argv=None) -> dict:
     result = {
         "benchmark": "launch.prepare", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "load_average_1min": os.getloadavg()[0]},
+                    "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]}},
         "scan": {"shape": list(SHAPE), "voxel_mm": [IN_PLANE_MM, IN_PLANE_MM, SLICE_MM], "format": "DICOM"},
         "command_seconds": round(seconds, 2),
         "command_peak_memory_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0, 1),

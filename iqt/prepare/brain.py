@@ -88,12 +88,13 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return float(2.0 * np.count_nonzero(a & b) / max(1, np.count_nonzero(a) + np.count_nonzero(b)))
 
 
-def has_nonzero_background(data: np.ndarray, border: int = 2) -> bool:
-    """Whether most voxels of the volume's in-plane border are not zero (the scan is not skull-stripped).
+def has_nonzero_background(data: np.ndarray, slice_axis: int = 2, border: int = 2) -> bool:
+    """Whether most voxels of the in-plane border are not zero (the scan is not skull-stripped).
 
-    Looks at the outermost `border` voxels of every face of the volume.
+    Looks at the outermost `border` voxels around every slice.
     """
-    data = np.asarray(data)
-    edges = np.ones(data.shape, dtype=bool)
-    edges[tuple(slice(border, n - border) if n > 2 * border else slice(0, 0) for n in data.shape)] = False
-    return bool(np.count_nonzero(data[edges]) > 0.5 * np.count_nonzero(edges))
+    slices = np.moveaxis(np.asarray(data), slice_axis, -1)
+    frame = np.ones(slices.shape[:2], dtype=bool)
+    frame[border:-border, border:-border] = False
+    edges = slices[frame]                      # (border voxels, slices)
+    return bool(np.count_nonzero(edges) > 0.5 * edges.size)

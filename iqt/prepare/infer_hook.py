@@ -38,7 +38,7 @@ def check_scan(volume: Volume, slice_axis: int, grid: TrainingGrid | None, *, ha
     if grid is not None:
         warnings += check_spacing(volume.voxel_sizes_mm, slice_axis, grid, allow_mismatch=allow_spacing_mismatch,
                                   check_in_plane=not prepared, name=name)
-    if not has_mask and not prepared and has_nonzero_background(volume.data):
+    if not has_mask and not prepared and has_nonzero_background(volume.data, slice_axis):
         warnings.append(f"warning: {name} has a non-zero background (not skull-stripped?): the skull and the "
                         f"background will be enhanced too; pass --mask BRAIN.nii.gz, or --prepare")
     return warnings
