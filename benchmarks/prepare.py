@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import locale
 import os
 import platform
 import resource
@@ -73,7 +74,9 @@ def main(argv=None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "dicom").mkdir()
+        saved_locale = locale.setlocale(locale.LC_ALL)
         make_scan(tmp / "dicom")
+        locale.setlocale(locale.LC_ALL, saved_locale)   # GDCM's DICOM writer sets the C locale
         (tmp / "run").mkdir()
         (tmp / "run" / "config.json").write_text(json.dumps({"sim": {"factor": 8, "hf_voxel_mm": 0.7}}))
         env = {**os.environ, "PYTHONPATH": str(ROOT)}

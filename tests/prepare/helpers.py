@@ -1,7 +1,9 @@
 """Test data for iqt.prepare: the template in thick slices, and DICOM series written with SimpleITK."""
 from __future__ import annotations
 
+import contextlib
 import functools
+import locale
 import os
 import subprocess
 import sys
@@ -30,8 +32,23 @@ def thick_template(step: int = 1) -> tuple[np.ndarray, np.ndarray]:
     return np.where(brain, blocks.mean(-1), 0.0).astype(np.float32), brain
 
 
+@contextlib.contextmanager
+def kept_locale():
+    """GDCM's DICOM writer sets the C locale for the whole process (and so ASCII file encodings): undo it."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
 def write_dicom_series(image: sitk.Image, folder: Path, *, number: int, description: str) -> None:
     """Writes a 3D int16 SimpleITK image as one DICOM file per slice (the SimpleITK examples' recipe)."""
+    with kept_locale():
+        _write_dicom_series(image, folder, number=number, description=description)
+
+
+def _write_dicom_series(image: sitk.Image, folder: Path, *, number: int, description: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
