@@ -8,12 +8,13 @@
 4. Brain: the core closed by `close_mm` (taking in sulcal CSF) and its holes
    filled slice by slice (the ventricles), inside the head.
 
-Erosion and dilation are by physical distance (a Euclidean distance transform
+Erosion and dilation are by physical distance (Maurer's Euclidean distance map
 with the voxel sizes), so thick slices are handled as what they are.
 """
 from __future__ import annotations
 
 import numpy as np
+import SimpleITK as sitk
 from scipy import ndimage
 from skimage.filters import threshold_multiotsu, threshold_otsu
 
@@ -33,11 +34,19 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
 
 
 def _dilate(mask: np.ndarray, mm: float, sizes) -> np.ndarray:
-    return ndimage.distance_transform_edt(~mask, sampling=sizes) <= mm
+    """Voxels within `mm` of the mask (Euclidean, in mm; Maurer's distance map, as scipy's EDT but faster)."""
+    if not mask.any():
+        return mask.copy()
+    image = sitk.GetImageFromArray(np.ascontiguousarray(mask.transpose(2, 1, 0), dtype=np.uint8))
+    image.SetSpacing(tuple(float(s) for s in sizes))
+    distance = sitk.SignedMaurerDistanceMap(image, insideIsPositive=False, squaredDistance=False,
+                                            useImageSpacing=True)
+    return mask | (sitk.GetArrayViewFromImage(distance).transpose(2, 1, 0) <= mm)
 
 
 def _erode(mask: np.ndarray, mm: float, sizes) -> np.ndarray:
-    return ndimage.distance_transform_edt(mask, sampling=sizes) > mm
+    """Voxels more than `mm` from the outside of the mask."""
+    return ~_dilate(~mask, mm, sizes)
 
 
 def _fill_holes_by_slice(mask: np.ndarray, slice_axis: int) -> np.ndarray:

@@ -90,3 +90,16 @@ def test_in_plane_resampling_keeps_the_slices_and_the_world_positions():
     expected = ramp(world(new_affine, out.shape)).reshape(out.shape)
     inner = (slice(None), slice(3, -3), slice(3, -3))   # away from the edges (padding and anti-aliasing)
     np.testing.assert_allclose(out[inner], expected[inner], atol=2e-3)
+
+
+def test_morphology_by_physical_distance_matches_scipy():
+    from scipy import ndimage
+
+    from iqt.prepare.brain import _dilate, _erode
+    mask = ndimage.gaussian_filter(np.random.default_rng(0).random((60, 50, 12)), (3, 3, 0.7)) > 0.5
+    sizes = (0.9, 1.1, 5.0)
+    for mm in (2.0, 6.0):
+        np.testing.assert_array_equal(_dilate(mask, mm, sizes),
+                                      ndimage.distance_transform_edt(~mask, sampling=sizes) <= mm)
+        np.testing.assert_array_equal(_erode(mask, mm, sizes),
+                                      ndimage.distance_transform_edt(mask, sampling=sizes) > mm)
