@@ -270,7 +270,8 @@ def save_figure(path: Path, name: str, lf: np.ndarray, hf: np.ndarray, factor: i
 def enhance_file(input_path: str | os.PathLike, output_path: str | os.PathLike, predictor: Predictor, *,
                  slice_axis: int | None = None, mask_path: str | os.PathLike | None = None,
                  batch_size: int = 1, tile_lf=DEFAULT_TILE_LF, progress: bool = True,
-                 figure: bool = True, reference_path: str | os.PathLike | None = None) -> Path:
+                 figure: bool = True, reference_path: str | os.PathLike | None = None,
+                 prepared=None) -> Path:
     """Enhances one LF NIfTI file; writes the HF estimate (and OUT.png); returns the output path.
 
     Intensities and background: `enhance_lf` (the brain is the voxels > 0, or
@@ -278,13 +279,14 @@ def enhance_file(input_path: str | os.PathLike, output_path: str | os.PathLike, 
     sizes (or given); the output has r times as many slices, the input's
     orientation and header codes, and the affine of the slice convention.
     `reference_path`: the HF truth on the output's grid, shown in the figure.
+    `prepared`: an `iqt.prepare.pipeline.Prepared` scan of `input_path` to enhance instead.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     _check_output(input_path, output_path)
-    volume = load_volume(input_path, name="low-field input")
+    volume = prepared.volume if prepared else load_volume(input_path, name="low-field input")
     axis = find_slice_axis(volume.voxel_sizes_mm, slice_axis)
-    mask = None
-    if mask_path is not None:
+    mask = prepared.mask if prepared else None
+    if mask_path is not None and not prepared:
         mask_volume = load_volume(mask_path, name="brain mask")
         check_same_grid(volume, {f"brain mask {mask_path}": mask_volume})
         mask = mask_volume.data > 0
@@ -306,7 +308,8 @@ def enhance_file(input_path: str | os.PathLike, output_path: str | os.PathLike, 
 def _nifti_files(folder: Path) -> list[Path]:
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(NIFTI_SUFFIXES))
     if not files:
-        raise UserError(f"input folder {folder} holds no .nii or .nii.gz file")
+        raise UserError(f"input folder {folder} holds no .nii or .nii.gz file (DICOM files? convert the "
+                        f"series with python -m launch.prepare first)")
     return files
 
 
@@ -333,19 +336,31 @@ def plan_outputs(inputs: list[str], output: str) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def check_input(path: Path, slice_axis: int | None, mask_path: str | os.PathLike | None = None) -> None:
-    """Reads an input (and its mask) and finds its slice axis: every user error, before the model loads."""
+def check_input(path: Path, slice_axis: int | None, mask_path: str | os.PathLike | None = None, *,
+                grid=None, allow_spacing_mismatch: bool = False, prepare: bool = False) -> list[str]:
+    """Reads an input (and its mask) and finds its slice axis: every user error, before the model loads.
+
+    Returns one-line warnings; `grid` (`iqt.prepare.spacing.TrainingGrid`) checks the voxel sizes.
+    """
+    from iqt.prepare.infer_hook import check_scan
     volume = load_volume(path, name="low-field input")
-    find_slice_axis(volume.voxel_sizes_mm, slice_axis)
+    axis = find_slice_axis(volume.voxel_sizes_mm, slice_axis)
     if mask_path is not None:
         check_same_grid(volume, {f"brain mask {mask_path}": load_volume(mask_path, name="brain mask")})
+    return check_scan(volume, axis, grid, has_mask=mask_path is not None, prepared=prepare,
+                      allow_spacing_mismatch=allow_spacing_mismatch, name=f"input {path}")
 
 
 def enhance_files(inputs: list[str], output: str, workdir: str | os.PathLike, *, checkpoint: str = "best",
                   slice_axis: int | None = None, mask_path: str | None = None, batch_size: int = 1,
-                  tile_lf=DEFAULT_TILE_LF, progress: bool = True,
+                  tile_lf=DEFAULT_TILE_LF, progress: bool = True, allow_spacing_mismatch: bool = False,
+                  prepare: bool = False, sequence: str = "T1w",
                   reference_path: str | None = None) -> list[Path]:
-    """`launch.infer`: checks every input, loads the run's network once, enhances each file."""
+    """`launch.infer`: checks every input, loads the run's network once, enhances each file.
+
+    `prepare`: runs `launch.prepare`'s steps on each input first, in memory (`iqt.prepare.infer_hook`).
+    """
+    from iqt.prepare import infer_hook
     pairs = plan_outputs(inputs, output)
     if mask_path is not None and len(pairs) > 1:
         raise UserError("--mask applies to a single --input; enhance masked inputs one at a time")
@@ -356,10 +371,14 @@ def enhance_files(inputs: list[str], output: str, workdir: str | os.PathLike, *,
     if isinstance(batch_size, bool) or int(batch_size) < 1:
         raise UserError(f"--batch_size must be a positive integer, got {batch_size!r}")
     tile_lf = check_tile_size(tile_lf)
-    for source, _ in pairs:
-        check_input(source, slice_axis, mask_path)
+    grid = infer_hook.training_grid(workdir)
+    warnings = [w for source, _ in pairs for w in check_input(
+        source, slice_axis, mask_path, grid=grid, allow_spacing_mismatch=allow_spacing_mismatch, prepare=prepare)]
     predictor, _ = load_predictor(workdir, checkpoint)
+    infer_hook.warn(warnings)
     return [enhance_file(source, target, predictor, slice_axis=slice_axis, mask_path=mask_path,
                          batch_size=batch_size, tile_lf=tile_lf, progress=progress,
-                         reference_path=reference_path)
+                         reference_path=reference_path,
+                         prepared=infer_hook.prepare_for(source, target, mask_path, grid, slice_axis, sequence,
+                                                         allow_spacing_mismatch) if prepare else None)
             for source, target in pairs]

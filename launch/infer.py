@@ -33,6 +33,12 @@ _REFERENCE = flags.DEFINE_string("reference", None, "Optional HF truth on the ou
                                  "OUT.png then shows LF | cubic | IQT | truth.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "best", "best, latest or a step number.")
 _PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar.")
+_ALLOW = flags.DEFINE_boolean("allow_spacing_mismatch", False, "Warn, instead of refusing, when the voxel "
+                              "sizes are more than 15% away from the run's training voxels and slice spacing.")
+_PREPARE = flags.DEFINE_boolean("prepare", False, "Run launch.prepare's steps (N4, brain extraction, "
+                                "cross-talk for T1w, in-plane resampling) first, in memory; their JSON "
+                                "goes beside the output as OUT_prepare.json.")
+_SEQUENCE = flags.DEFINE_enum("sequence", "T1w", ["T1w", "T2w", "FLAIR"], "The input's contrast (for --prepare).")
 flags.mark_flags_as_required(["workdir", "input", "output"])
 
 
@@ -42,7 +48,9 @@ def main(argv: Sequence[str]) -> None:
     outputs = enhance_files(_INPUT.value, _OUTPUT.value, _WORKDIR.value, checkpoint=_CHECKPOINT.value,
                             slice_axis=_SLICE_AXIS.value, mask_path=_MASK.value,
                             batch_size=_BATCH_SIZE.value, tile_lf=_TILE.value, progress=_PROGRESS.value,
-                            reference_path=_REFERENCE.value)
+                            reference_path=_REFERENCE.value,
+                            allow_spacing_mismatch=_ALLOW.value, prepare=_PREPARE.value,
+                            sequence=_SEQUENCE.value)
     for path in outputs:
         print(f"wrote {path} and {figure_path(path)}", flush=True)
 
