@@ -5,9 +5,8 @@
 For each LF volume shape (default 256×256×28 and 512×512×28, ×8 along the
 slices), a child process builds the ANISO U-Net (16 base filters, 5 levels,
 random weights: speed does not depend on them), enhances a random volume
-through `Predictor.enhance`, tiled as `launch.infer` tiles (tiles as thick as
-the training patches, 32 // factor slices, unless --train_slices_lf says
-otherwise), and reports the seconds (compiling apart, then the median of the
+through `Predictor.enhance`, tiled as `launch.infer` tiles (the largest tile
+--tile, the default margins, raised-cosine blending), and reports the seconds (compiling apart, then the median of the
 passes), HF voxels per second (kept, and computed including overlaps and
 padding), the overlap waste (computed / kept) and the peak resident memory of
 the process. The Keras peer (`keras_aniso_unet.py` in --peer_dir, in its own
@@ -45,9 +44,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--levels", type=int, default=5)
     p.add_argument("--tile", default="272x272x32", help="largest LF tile (x, y, slices)")
     p.add_argument("--batch_size", type=int, default=1)
-    p.add_argument("--train_slices_lf", type=int, default=-1,
-                   help="LF slices of the training patches, which cap the tile's slices as in "
-                        "launch.infer (-1: 32 // factor, the default patch; 0: no cap)")
     p.add_argument("--repeats", type=int, default=1, help="timed passes per volume (after compiling)")
     p.add_argument("--peer_dir", default=PEER_DIR,
                    help=f"folder holding the Keras peer's {PEER_SCRIPT} (default: $IQT_PEER_DIR; "
@@ -92,19 +88,18 @@ def measure_one_shape(args: argparse.Namespace) -> dict:
     from iqt.inference import Predictor, make_predict_fn
     from iqt.models import create_model, default_config
     from iqt.models.schedule import input_multiple
-    from iqt.tiling import DEFAULT_MARGIN_LF, plan_tiles
+    from iqt.tiling import DEFAULT_MARGIN_LF
 
     shape = _shape(args.one_shape)
     model_config = default_config()
     model_config.base_features, model_config.levels = args.base_features, args.levels
     model = create_model(model_config, args.factor)
     multiple = input_multiple(args.factor, args.levels)
-    slices = args.train_slices_lf if args.train_slices_lf >= 0 else 32 // args.factor
     variables = random_variables(jax.eval_shape(
         lambda x: model.init(jax.random.key(0), x, train=False), np.zeros((1, 32, 32, 4, 1), np.float32)))
-    predictor = Predictor(make_predict_fn(model, variables), args.factor, multiple, slices)
-    tile, margin = predictor.tiling(_shape(args.tile), DEFAULT_MARGIN_LF)  # as `launch.infer` tiles
-    plan = plan_tiles(shape, tile, margin, multiple, (0, 0, slices))
+    predictor = Predictor(make_predict_fn(model, variables), args.factor, multiple)
+    margin = DEFAULT_MARGIN_LF
+    plan = predictor.tile_plan(shape, _shape(args.tile), margin)   # as `launch.infer` tiles
     tile_shape = tuple(a.size for a in plan.axes)
     start = time.perf_counter()
     predictor.predict_fn(np.zeros((args.batch_size, *tile_shape), np.float32))  # compiles
@@ -122,7 +117,7 @@ def measure_one_shape(args: argparse.Namespace) -> dict:
     kept = int(np.prod(hf.shape))
     seconds = statistics.median(times)
     return {"lf_shape": list(shape), "hf_shape": list(hf.shape), "tile_lf": list(tile_shape),
-            "margin_lf": list(margin), "train_slices_lf": slices,
+            "margin_lf": list(margin),
             "num_tiles": plan.num_tiles, "batch_size": args.batch_size, "multiple": list(multiple),
             "compile_s": round(compile_s, 3), "seconds_median": round(seconds, 3),
             "seconds_all": [round(t, 3) for t in times],
@@ -162,7 +157,6 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     forwarded = ["--factor", str(args.factor), "--base_features", str(args.base_features),
                  "--levels", str(args.levels), "--tile", args.tile, "--batch_size", str(args.batch_size),
-                 "--train_slices_lf", str(args.train_slices_lf),
                  "--repeats", str(args.repeats)]
     load_before = os.getloadavg()
     keras_before = keras_peer(args)   # the machine is shared: bracket the JAX runs

@@ -19,7 +19,7 @@ import numpy as np
 
 from iqt.errors import UserError
 
-DEFAULT_TILE_LF = (272, 272, 32)     # largest tile, LF voxels (x, y, slices); see Predictor.tiling
+DEFAULT_TILE_LF = (272, 272, 32)     # largest tile, LF voxels (x, y, slices)
 DEFAULT_MARGIN_LF = (8, 8, 2)        # context discarded at a tile edge shared with another tile
 
 
@@ -81,11 +81,10 @@ def _valid(starts: tuple[int, ...], size: int, margin: int) -> bool:
     return overlaps_ok and all(d + e >= size - 2 * margin for d, e in zip(steps, steps[1:]))
 
 
-def plan_axis(length: int, max_size: int, margin: int, multiple: int = 1, min_size: int = 0) -> AxisTiling:
-    """The fewest computed voxels covering `length` with tiles of `min_size` to `max_size` voxels."""
+def plan_axis(length: int, max_size: int, margin: int, multiple: int = 1) -> AxisTiling:
+    """The fewest computed voxels covering `length` with tiles of at most `max_size` voxels."""
     padded = -(-length // multiple) * multiple
     cap = min(max_size // multiple * multiple, padded)
-    smallest = min(-(-min_size // multiple) * multiple, cap)
     if cap == padded:
         return AxisTiling(length, padded, padded, (0,), margin)
     best, best_total = None, None
@@ -93,7 +92,7 @@ def plan_axis(length: int, max_size: int, margin: int, multiple: int = 1, min_si
         lower = -(-(padded + (count - 1) * 2 * margin) // (count * multiple)) * multiple
         if best_total is not None and count * lower >= best_total:
             break  # more tiles can only compute more voxels from here on
-        for size in range(max(lower, smallest), cap + 1, multiple):
+        for size in range(lower, cap + 1, multiple):
             starts = _spread_starts(padded, size, count, multiple)
             if _valid(starts, size, margin):
                 if best_total is None or count * size < best_total:
@@ -132,9 +131,9 @@ class TilePlan:
 
 
 def plan_tiles(shape: tuple[int, int, int], tile_lf=DEFAULT_TILE_LF, margin_lf=DEFAULT_MARGIN_LF,
-               multiple=(1, 1, 1), min_tile_lf=(0, 0, 0)) -> TilePlan:
+               multiple=(1, 1, 1)) -> TilePlan:
     """Plans tiles for an LF volume of `shape` (x, y, z_lf)."""
-    return TilePlan(tuple(plan_axis(*args) for args in zip(shape, tile_lf, margin_lf, multiple, min_tile_lf)))
+    return TilePlan(tuple(plan_axis(*args) for args in zip(shape, tile_lf, margin_lf, multiple)))
 
 
 @dataclasses.dataclass(frozen=True)

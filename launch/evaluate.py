@@ -21,6 +21,7 @@ from typing import Sequence
 from absl import flags
 
 from iqt import cli
+from iqt.tiling import DEFAULT_TILE_LF
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training work directory (config.json and checkpoints).")
 _SPLIT = flags.DEFINE_string("split", "test", "Held-out split: test, validation, or a dataset split name.")
@@ -28,9 +29,8 @@ _SETTINGS = flags.DEFINE_list("settings", "mean,snr_low,snr_high,thick_slices",
                               "Test settings of the simulator (mean, snr_low, snr_high, thin_slices, "
                               "thick_slices).")
 _OUT = flags.DEFINE_string("out", None, "Folder for the report (default WORKDIR/evaluation).")
-_TILE = flags.DEFINE_list("tile", "272,272,32", "Largest tile X,Y,Z in LF voxels (slices last; a trained "
-                         "run's tiles take its training patches' slice count). Memory grows with the "
-                         "tile; smaller tiles overlap more (see benchmarks/inference.py).")
+_TILE = flags.DEFINE_list("tile", ",".join(map(str, DEFAULT_TILE_LF)), "Largest tile X,Y,Z in LF voxels "
+                         "(slices last), as in launch.infer; the seam score is measured at its borders.")
 _METRICS = flags.DEFINE_enum("metrics", "ours", ["ours", "reference", "both"],
                              "Image-metric definitions: ours (mask = the brain of the tissue maps; SSIM "
                              "on the estimate as it is, data range of the whole truth), reference (the "

@@ -15,6 +15,7 @@ from typing import Sequence
 from absl import flags
 
 from iqt import cli
+from iqt.tiling import DEFAULT_TILE_LF
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training work directory (config.json and checkpoints).")
 _INPUT = flags.DEFINE_multi_string("input", None,
@@ -26,9 +27,9 @@ _SLICE_AXIS = flags.DEFINE_integer("slice_axis", None, "Array axis (0, 1 or 2) t
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 1, "Tiles per network call.", lower_bound=1)
 _MASK = flags.DEFINE_string("mask", None, "Brain mask on the input's grid (non-zero = brain); "
                             "default: the voxels above 0 of a skull-stripped input.")
-_TILE = flags.DEFINE_list("tile", "272,272,32", "Largest tile X,Y,Z in LF voxels (slices last; a trained "
-                         "run's tiles take its training patches' slice count). Memory grows with the "
-                         "tile; smaller tiles overlap more (see benchmarks/inference.py).")
+_TILE = flags.DEFINE_list("tile", ",".join(map(str, DEFAULT_TILE_LF)), "Largest tile X,Y,Z in LF voxels "
+                         "(slices last). Memory grows with the tile; smaller tiles overlap more (see "
+                         "benchmarks/inference.py); the output does not depend on it.")
 _REFERENCE = flags.DEFINE_string("reference", None, "Optional HF truth on the output's grid (one --input): "
                                  "OUT.png then shows LF | cubic | IQT | truth.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "best", "best, latest or a step number.")

@@ -22,6 +22,7 @@ __all__ = ["ArchitectureError", "SliceUNet", "create_model", "default_config", "
 
 MODEL_NAMES = {"aniso_unet": "aniso", "sr_unet": "sr"}
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+RESIDUALS = ("none", "linear", "cubic")
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -34,6 +35,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.conv_impl = "auto"             # 'auto' | 'xla' | 'cpu_fast' (auto: cpu_fast on CPU)
     c.decoder_bottleneck_core = True  # False: the peers' variant without the decoder's first block
     c.bn_momentum = 0.99             # BatchNorm running averages (Keras default); lower for short runs
+    c.residual = "none"              # 'none' (published) | 'linear' | 'cubic': predict the HF image as
+                                     # that interpolation of the LF input plus the network's output
     return c
 
 
@@ -77,4 +80,5 @@ def create_model(model_config: ml_collections.ConfigDict, factor: int) -> SliceU
         impl=conv_impl.resolve_impl(impl),
         dtype=COMPUTE_DTYPES[dtype],
         bn_momentum=_momentum(model_config.get("bn_momentum", 0.99)),
+        residual=_choice(model_config, "residual", RESIDUALS) if "residual" in model_config else "none",
     )

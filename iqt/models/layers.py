@@ -39,11 +39,12 @@ class Conv3D(nn.Module):
     kernel_size: tuple[int, int, int] = (3, 3, 3)
     impl: str = "xla"
     dtype: Dtype = jnp.float32
+    kernel_init: Any = glorot_uniform
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         shape = (*self.kernel_size, x.shape[-1], self.features)
-        kernel = self.param("kernel", glorot_uniform, shape, jnp.float32)
+        kernel = self.param("kernel", self.kernel_init, shape, jnp.float32)
         bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
         y = conv_impl.conv3d_same(x.astype(self.dtype), kernel.astype(self.dtype), self.impl)
         return y + bias.astype(self.dtype)

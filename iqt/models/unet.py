@@ -24,11 +24,21 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from iqt.interpolation import slice_interpolation_matrix
 from iqt.models import schedule
 from iqt.models.blocks import ConvCore, PlainConvBlock, SkipBlock, SliceUpsample
-from iqt.models.layers import KERAS_BN_MOMENTUM, Conv3D, ConvTransposeKernelEqStride, Dtype, max_pool
+from iqt.models.layers import (KERAS_BN_MOMENTUM, Conv3D, ConvTransposeKernelEqStride, Dtype, glorot_uniform,
+                               max_pool)
 
 STYLES = ("aniso", "sr")
+RESIDUAL_ORDERS = {"linear": 1, "cubic": 3}
+
+
+def _interpolate_slices(lf: jax.Array, factor: int, order: int) -> jax.Array:
+    """(B, X, Y, Z, 1) → (B, X, Y, factor·Z, 1): the interpolation baseline along the slices
+    (`iqt.interpolation`, the slice convention), as one constant matrix product."""
+    matrix = jnp.asarray(slice_interpolation_matrix(lf.shape[3], factor, order), jnp.float32)
+    return jnp.einsum("bxyzc,zh->bxyhc", lf, matrix, precision=jax.lax.Precision.HIGHEST)
 
 
 class SliceUNet(nn.Module):
@@ -42,6 +52,7 @@ class SliceUNet(nn.Module):
     impl: str = "xla"
     dtype: Dtype = jnp.float32
     bn_momentum: float = KERAS_BN_MOMENTUM
+    residual: str = "none"   # 'linear' | 'cubic': add that interpolation of the input along the slices
 
     def _block(self, features: int, train: bool, name: str) -> nn.Module:
         if self.style == "aniso":
@@ -80,5 +91,9 @@ class SliceUNet(nn.Module):
                                             name=f"up{below}")(h)
             h = jnp.concatenate([h, skips[level.index - 1]], axis=-1)
         h = self._block(plan[0].features, train, "dec1")(h)
-        out = Conv3D(1, (1, 1, 1), self.impl, self.dtype, name="head")(h)
-        return out.astype(jnp.float32)
+        # With a residual the head starts at zero: the untrained network is the interpolation.
+        head_init = glorot_uniform if self.residual == "none" else nn.initializers.zeros
+        out = Conv3D(1, (1, 1, 1), self.impl, self.dtype, head_init, name="head")(h).astype(jnp.float32)
+        if self.residual == "none":
+            return out
+        return out + _interpolate_slices(lf.astype(jnp.float32), self.factor, RESIDUAL_ORDERS[self.residual])

@@ -19,6 +19,7 @@ def get_config(variant: str = "default"):
     c.model.base_features = 8
     c.model.levels = 4
     c.model.bn_momentum = 0.9             # running averages settle within ~10 steps
+    c.model.residual = "cubic"            # learn the correction to cubic-spline interpolation
     c.train.batch_size = 8
     c.train.num_steps = 1000
     c.train.lr_schedule = "cosine"

@@ -60,7 +60,7 @@ def test_tile_plan_borders_are_where_the_enhanced_volume_changes_tile():
         calls.append(None)
         return interpolate_slices(lf, FACTOR, order=0) + 10.0 * len(calls)
 
-    predictor = Predictor(nearest_plus_tile_number, FACTOR, train_slices_lf=2)
+    predictor = Predictor(nearest_plus_tile_number, FACTOR)
     for n_lf in (10, 9):   # tiles side by side; the last two overlapping (and cross-faded)
         lf = np.ones((6, 5, n_lf), np.float32)
         hf = predictor.enhance(lf, tile_lf=(8, 8, 2), progress=False)

@@ -114,23 +114,16 @@ def test_a_wrong_output_shape_from_the_network_is_reported(volume):
         enhance_volume(volume, lambda lf: lf, FACTOR, progress=False)
 
 
-def test_tiles_are_as_thick_as_the_training_patches_and_side_by_side():
+def test_the_predictor_cuts_the_tiles_it_is_asked_for():
     volume = np.random.default_rng(3).random((20, 18, 12), dtype=np.float32)
-    predictor = Predictor(local_predict, FACTOR, (1, 1, 1), train_slices_lf=4)
-    assert predictor.tiling((16, 16, 8), (2, 2, 2)) == ((16, 16, 4), (2, 2, 0))
-    depths = []
+    shapes = []
 
     def recording(lf):
-        depths.append(lf.shape[-1])
+        shapes.append(lf.shape[1:])
         return local_predict(lf)
 
-    out = Predictor(recording, FACTOR, (1, 1, 1), train_slices_lf=4).enhance(
+    out = Predictor(recording, FACTOR, (1, 1, 1)).enhance(
         volume, tile_lf=(16, 16, 8), margin_lf=(2, 2, 2), progress=False)
-    assert set(depths) == {4}
-    # each block of 4 slices is enhanced on its own, as the network was trained
-    for start in (0, 4, 8):
-        expected = local_predict(volume[None, ..., start:start + 4])[0]
-        np.testing.assert_allclose(out[..., start * FACTOR:(start + 4) * FACTOR], expected, atol=1e-5)
-    # never thinner than the training patches, even where thinner tiles would compute less
-    assert plan_tiles((20, 18, 9), (64, 64, 4), (2, 2, 0), min_tile_lf=(0, 0, 4)).axes[2].size == 4
-    assert plan_tiles((20, 18, 9), (64, 64, 4), (2, 2, 0)).axes[2].size == 3
+    plan = plan_tiles(volume.shape, (16, 16, 8), (2, 2, 2))
+    assert set(shapes) == {tuple(a.size for a in plan.axes)} and len(shapes) == plan.num_tiles
+    np.testing.assert_allclose(out, local_predict(volume[None])[0], atol=1e-5)
