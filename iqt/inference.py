@@ -213,7 +213,8 @@ def enhance_lf(lf: np.ndarray, predictor: "Predictor", mask: np.ndarray | None =
     mean (`lf_scale`), the background is zeroed as in training, and the
     network's output is multiplied back. Outputs are magnitudes: negatives are
     clipped to 0. Outside the brain (the mask repeated over each LF slice's r HF
-    slices) the output is the input upsampled by cubic splines, not invented.
+    slices) the output is the input's background (the input outside the mask)
+    upsampled by cubic splines, not invented: 0 for a skull-stripped input.
     """
     lf = np.asarray(lf, np.float32)
     mask = brain_mask(lf) if mask is None else np.asarray(mask, bool)
@@ -224,21 +225,28 @@ def enhance_lf(lf: np.ndarray, predictor: "Predictor", mask: np.ndarray | None =
     hf *= scale
     hf_mask = np.repeat(mask, predictor.factor, axis=-1)
     if not hf_mask.all():
-        background = np.maximum(interpolate_slices(lf, predictor.factor, 3), 0.0)
+        background = np.where(mask, np.float32(0.0), lf)
+        background = np.maximum(interpolate_slices(background, predictor.factor, 3), 0.0)
         hf = np.where(hf_mask, hf, background)
     return hf
 
 
 def load_reference(path: str | os.PathLike, lf_volume, slice_axis: int, factor: int) -> np.ndarray:
-    """The HF truth for the figure, checked to lie on the output's grid (input axes, ×r slices)."""
+    """The HF truth for the figure, checked to lie on the output's grid (input axes, ×r slices).
+
+    A truth with up to r − 1 more slices (the HF volume the LF was simulated
+    from, whose last Z mod r slices start no LF slice) is cut to the output's.
+    """
     reference = load_volume(path, name="HF reference")
     shape = list(lf_volume.data.shape)
     shape[slice_axis] *= factor
     expected = hf_affine_from_lf(lf_volume.affine, factor, slice_axis=slice_axis)
-    if tuple(reference.data.shape) != tuple(shape) or not np.allclose(reference.affine, expected, atol=1e-3):
+    extra = reference.data.shape[slice_axis] - shape[slice_axis] if reference.data.ndim == 3 else -1
+    same_plane = all(a == b for k, (a, b) in enumerate(zip(reference.data.shape, shape)) if k != slice_axis)
+    if not (same_plane and 0 <= extra < factor) or not np.allclose(reference.affine, expected, atol=1e-3):
         raise UserError(f"--reference {path} is not on the output's grid: shape {reference.data.shape} "
                         f"(expected {tuple(shape)}) or affine differs from the enhanced volume's")
-    return reference.data
+    return np.take(reference.data, range(shape[slice_axis]), axis=slice_axis)
 
 
 def save_figure(path: Path, name: str, lf: np.ndarray, hf: np.ndarray, factor: int, lf_affine: np.ndarray,

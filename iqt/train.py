@@ -180,7 +180,8 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, stop: StopRequest) 
     start = int(state.step)
     writer = MetricWriter(workdir, resume_step=start, enabled=jax.process_index() == 0)
     writer.write_config(start, config)
-    train_step, predict = make_steps(model, optimizer, config.sim, config.seed)
+    train_step, predict = make_steps(model, optimizer, config.sim, config.seed,
+                                     flips=bool(config.train.get("augment", False)))
     run = _Run(config, workdir, mesh, data, train_step, predict, make_eval_set(config, mesh, margin),
                checkpointer, writer, stop)
     try:

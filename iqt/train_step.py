@@ -76,6 +76,7 @@ def create_train_state(key: jax.Array, model: nn.Module, optimizer: optax.Gradie
 
 
 SUBJECT_DRAWS = 2**31 - 2   # the stream of per-subject draws, folded into the run's root key
+AUGMENT_DRAWS = 2**31 - 3   # the stream of flips, folded into the step's key
 
 
 def _theta_keys(key: jax.Array, subject_key: jax.Array, batch: dict, draw_mode: str) -> jax.Array:
@@ -104,15 +105,43 @@ def simulate_pairs(key: jax.Array, batch: dict, sim_config: ml_collections.Confi
     return lf / scale[:, None, None, None], target / scale[:, None, None, None], theta
 
 
+def augment(key: jax.Array, batch: dict) -> dict:
+    """Random flips of each sample along x, y and the slices, and an x–y transpose when square.
+
+    HF patches and tissue maps move together; a flip along the slices keeps the
+    slice convention, since a patch of Z = k·r slices with equal margins is
+    symmetric (LF centre r·j + (r − 1)/2 maps to the centre r·(k − 1 − j) + (r − 1)/2).
+    The brain statistics are per subject and do not change.
+    """
+    hf, tissue = batch["hf"], batch["tissue"]
+    square = hf.shape[1] == hf.shape[2]
+    draws = jax.random.bernoulli(key, 0.5, (4, hf.shape[0]))
+
+    def one(flips, h, t):
+        for axis in range(3):
+            h = jnp.where(flips[axis], jnp.flip(h, axis), h)
+            t = jnp.where(flips[axis], jnp.flip(t, axis), t)
+        if square:
+            h = jnp.where(flips[3], jnp.swapaxes(h, 0, 1), h)
+            t = jnp.where(flips[3], jnp.swapaxes(t, 0, 1), t)
+        return h, t
+
+    hf, tissue = jax.vmap(one, in_axes=(1, 0, 0))(draws, hf, tissue)
+    return {**batch, "hf": hf, "tissue": tissue}
+
+
 def _all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
 def train_step(state: TrainState, batch: dict, *, model: nn.Module, optimizer: optax.GradientTransformation,
-               sim_config: ml_collections.ConfigDict, root_key: jax.Array) -> tuple[TrainState, dict]:
-    """Simulate → predict → MSE → Adam; an update with a non-finite loss or gradient is not applied."""
-    lf, target, theta = simulate_pairs(jax.random.fold_in(root_key, state.step), batch, sim_config,
-                                       jax.random.fold_in(root_key, SUBJECT_DRAWS))
+               sim_config: ml_collections.ConfigDict, root_key: jax.Array,
+               flips: bool = False) -> tuple[TrainState, dict]:
+    """(Flip →) simulate → predict → MSE → Adam; an update with a non-finite loss or gradient is not applied."""
+    key = jax.random.fold_in(root_key, state.step)
+    if flips:
+        batch = augment(jax.random.fold_in(key, AUGMENT_DRAWS), batch)
+    lf, target, theta = simulate_pairs(key, batch, sim_config, jax.random.fold_in(root_key, SUBJECT_DRAWS))
 
     def loss_fn(params):
         prediction, updates = model.apply({"params": params, "batch_stats": state.batch_stats},
@@ -141,9 +170,12 @@ def predict(state: TrainState, lf: jax.Array, *, model: nn.Module) -> jax.Array:
 
 
 def make_steps(model: nn.Module, optimizer: optax.GradientTransformation,
-               sim_config: ml_collections.ConfigDict, seed: int) -> tuple[Callable, Callable]:
-    """The jitted (train_step, predict) of a run; `state` is donated to the train step."""
+               sim_config: ml_collections.ConfigDict, seed: int,
+               flips: bool = False) -> tuple[Callable, Callable]:
+    """The jitted (train_step, predict) of a run; `state` is donated to the train step.
+
+    flips: augment every sample with random flips (`augment`)."""
     root_key = jax.random.key(seed)
-    step = jax.jit(lambda s, b: train_step(s, b, model=model, optimizer=optimizer,
-                                           sim_config=sim_config, root_key=root_key), donate_argnums=0)
+    step = jax.jit(lambda s, b: train_step(s, b, model=model, optimizer=optimizer, sim_config=sim_config,
+                                           root_key=root_key, flips=flips), donate_argnums=0)
     return step, jax.jit(lambda s, lf: predict(s, lf, model=model))

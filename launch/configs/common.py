@@ -23,6 +23,7 @@ def train_config(**overrides) -> ml_collections.ConfigDict:
     c.lr_schedule = "inverse_time"    # 'inverse_time' (published) | 'cosine' (warm-up, then to 0)
     c.lr_decay_rate = 1e-6            # inverse_time: lr / (1 + decay · step)
     c.warmup_steps = 0                # cosine: linear warm-up steps
+    c.augment = False                 # random flips along x, y, the slices (and x-y transposes)
     c.log_every = 50
     c.eval_every = 1000
     c.num_eval_patches = 64

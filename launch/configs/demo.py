@@ -14,7 +14,9 @@ from launch.configs.common import make_config
 
 
 def get_config(variant: str = "default"):
-    c = make_config(dataset="iqt_template", sequence="T1w", factor=6, hf_voxel_mm=1.0)
+    # tiny: ×8, whose 2-level network takes any even in-plane size (the tests' volumes).
+    c = make_config(dataset="iqt_template", sequence="T1w", factor=8 if variant == "tiny" else 6,
+                    hf_voxel_mm=1.0)
     c.data.patch_size_hf = (24, 24, 48)   # 8 LF slices: context along the slices
     c.model.base_features = 8
     c.model.levels = 4
@@ -25,6 +27,7 @@ def get_config(variant: str = "default"):
     c.train.lr_schedule = "cosine"
     c.train.learning_rate = 2e-3
     c.train.warmup_steps = 50
+    c.train.augment = True                # one template: flips make it 16 anatomies
     c.train.log_every = 20
     c.train.eval_every = 100
     c.train.checkpoint_every = 100
@@ -32,7 +35,7 @@ def get_config(variant: str = "default"):
     if variant == "tiny":
         c.model.base_features = 2
         c.model.levels = 2
-        c.data.patch_size_hf = (12, 12, 24)
+        c.data.patch_size_hf = (16, 16, 16)
         c.train.batch_size = 4
         c.train.num_steps = 6
         c.train.log_every = 1

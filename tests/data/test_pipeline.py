@@ -12,7 +12,7 @@ from iqt.data.datasets import ensure_built
 from iqt.errors import UserError
 
 MARGIN = 2
-SIM = simulators.default_config("T1w", 4, hf_voxel_mm=1.0)   # for each subject's LF brain means
+SIM = simulators.default_config("T1w", 4, hf_voxel_mm=1.5)   # for each subject's LF brain means
 
 
 def _iterator(config, *, batch=4, seed=0, process_index=0, process_count=1):
@@ -36,6 +36,12 @@ def _brain_fraction(tissue: np.ndarray, margin: int = MARGIN) -> np.ndarray:
     """Per patch: share of brain (tissue sum > 0.5) in the target, margin excluded."""
     brain = tissue.sum(axis=-1) > 0.5
     return brain[..., margin:brain.shape[-1] - margin].mean(axis=(1, 2, 3))
+
+
+def test_a_voxel_size_other_than_the_datas_is_refused(folder_data):
+    with pytest.raises(UserError, match="1.5 mm voxels along the slices but sim.hf_voxel_mm=1"):
+        pipeline.make_train_iterator(folder_data, global_batch_size=2, slice_margin=0, seed=0,
+                                     sim_config=simulators.default_config("T1w", 4, hf_voxel_mm=1.0))
 
 
 def test_batch_format_is_per_process_share(folder_data):
@@ -202,7 +208,8 @@ def test_bad_requests_are_user_errors(folder_data):
 
 def test_template_feeds_the_demo(template_data):
     config, _ = template_data
+    sim = simulators.default_config("T1w", 6, hf_voxel_mm=1.0)   # the template's 1 mm voxels
     (batch,) = _take(pipeline.make_train_iterator(config, global_batch_size=2, slice_margin=4, seed=0,
-                                                       sim_config=SIM), 1)
+                                                       sim_config=sim), 1)
     assert batch["hf"].shape == (2, 32, 32, 40)
     assert np.all(_brain_fraction(batch["tissue"], 4) >= config.min_brain_fraction)

@@ -104,16 +104,17 @@ def test_evaluate_run_writes_the_report(run, tmp_path, monkeypatch):
     from iqt.data.subject import Subject
 
     t = load_template()
-    cut = (slice(60, 140, 2), slice(60, 160, 2), slice(60, 108))
+    cut = (slice(60, 140, 2), slice(60, 160, 2), slice(40, 136))
     subject = Subject("cut", (t.image[cut] / t.image.max()).astype(np.float32), t.tissue[cut], t.affine)
     monkeypatch.setattr(pipeline, "load_split_subjects", lambda data_config, split: [subject])
     table, paths = evaluation.evaluate_run(workdir, settings=["mean"], out_dir=tmp_path / "report",
-                                           checkpoint="latest", metric_set="both", progress=False)
+                                           checkpoint="latest", metric_set="both", progress=False,
+                                           tile_lf=(272, 272, 8))   # 2 tiles along the slices: a border
     assert sorted(table["method"]) == sorted(evaluation.METHODS) and (table["subject"] == "cut").all()
     assert np.isfinite(table[["psnr", "ssim", "rmse", "ssim_ref", "slice_periodic"]].to_numpy()).all()
-    # the seam score is taken at the predictor's own tile borders (tiles as thick as the training patches)
+    # the seam score is taken at the predictor's own tile borders
     predictor, _ = load_predictor(workdir, "latest")
-    borders = predictor.tile_plan((40, 50, 48 // predictor.factor)).slice_borders_lf()
+    borders = predictor.tile_plan((40, 50, 96 // predictor.factor), (272, 272, 8)).slice_borders_lf()
     assert borders and np.isfinite(table["seam"]).all()
     assert {p.name for p in (tmp_path / "report").iterdir()} == {"evaluation.csv", "evaluation.md",
                                                                 "evaluation.png", "cut_mean.png"}

@@ -51,6 +51,12 @@ def sim_config():
     return simulators.default_config("T1w", FACTOR, hf_voxel_mm=1.0)
 
 
+def _truth_and_brain(subject, sim, n_hf):
+    truth = np.asarray(simulators.hf_object(subject.image, subject.tissue, sim.lf_brain_threshold))[..., :n_hf]
+    brain = np.asarray(simulators.tissue_sum(subject.tissue[..., :n_hf, :])) >= sim.lf_brain_threshold
+    return truth, brain
+
+
 def _linear(lf):
     return evaluation.interpolate_slices(lf, FACTOR, order=1)
 
@@ -65,13 +71,13 @@ def test_table_rows_metrics_and_fixed_seeds(subject, sim_config):
     pd.testing.assert_series_equal(by.loc[("snr_low", "IQT")], by.loc[("snr_low", "linear")], check_names=False)
     # more noise, worse scores
     assert by.loc[("snr_low", "linear"), "psnr"] < by.loc[("snr_high", "linear"), "psnr"]
-    # the row is the metrics of that estimate in the brain of the tissue maps, recomputed from the
-    # simulator with the same key
+    # the row is the metrics of that estimate against the object in the brain the simulator keeps
+    # (tissue sum >= lf_brain_threshold), recomputed from the simulator with the same key
     sim = evaluation.setting_config("snr_low", sim_config)
     lf = np.asarray(simulators.simulate_volume(evaluation.setting_key(3, "snr_low", "mni_cut"), subject.image,
                                                subject.tissue, evaluation.setting_parameters(sim), sim))
     n_hf = lf.shape[-1] * FACTOR
-    truth, brain = subject.image[..., :n_hf], np.any(subject.tissue[..., :n_hf, :] > 0, axis=-1)
+    truth, brain = _truth_and_brain(subject, sim, n_hf)
     cubic = evaluation.interpolate_slices(lf, FACTOR, order=3)
     assert by.loc[("snr_low", "cubic"), "psnr"] == pytest.approx(float(metrics.psnr(truth, cubic, brain)))
     assert by.loc[("snr_low", "cubic"), "slice_periodic"] == pytest.approx(
@@ -96,12 +102,12 @@ def test_metric_sets_borders_and_the_subject_figure(subject, sim_config, tmp_pat
     sim = evaluation.setting_config("mean", sim_config)
     lf = np.asarray(simulators.simulate_volume(evaluation.setting_key(3, "mean", "mni_cut"), subject.image,
                                                subject.tissue, evaluation.setting_parameters(sim), sim))
-    truth = subject.image[..., :lf.shape[-1] * FACTOR]
+    truth, brain = _truth_and_brain(subject, sim, lf.shape[-1] * FACTOR)
     nearest = evaluation.interpolate_slices(lf, FACTOR, order=0)
     row = table.set_index(["setting", "method"]).loc[("mean", "nearest")]
     assert row["ssim_ref"] == pytest.approx(float(metrics.reference_ssim(truth, nearest)))
     assert row["seam"] == pytest.approx(metrics.tile_seam_score(
-        truth, nearest, borders(lf.shape), np.any(subject.tissue[..., :truth.shape[-1], :] > 0, axis=-1)))
+        truth, nearest, borders(lf.shape), brain))
     reference_only = evaluation.evaluate([subject], _linear, sim_config, ("snr_low",), seed=3,
                                          metric_set="reference")
     assert list(reference_only.columns)[3:] == ["psnr_ref", "ssim_ref", "rmse_ref", "slice_periodic",

@@ -38,6 +38,12 @@ def test_a_reference_on_the_output_grid_adds_cubic_and_truth_to_the_figure(tmp_p
     # the enhanced volume itself does not depend on the reference
     np.testing.assert_array_equal(nib.load(tmp_path / "plain.nii.gz").get_fdata(),
                                   nib.load(tmp_path / "with.nii.gz").get_fdata())
+    # the HF volume the LF came from, with its last Z mod r slices, is cut to the output's grid
+    longer = np.concatenate([truth, truth[..., :FACTOR - 1]], axis=2)
+    nib.save(nib.Nifti1Image(longer, hf_affine_from_lf(affine, FACTOR)), tmp_path / "hf_long.nii.gz")
+    enhance_file(path, tmp_path / "long.nii.gz", _nearest(), progress=False,
+                 reference_path=tmp_path / "hf_long.nii.gz")
+    assert matplotlib.image.imread(tmp_path / "long.png").shape == with_truth.shape
 
 
 def test_a_reference_off_the_output_grid_is_refused_before_any_output(tmp_path):
@@ -63,8 +69,9 @@ def test_tile_plan_borders_are_where_the_enhanced_volume_changes_tile():
     predictor = Predictor(nearest_plus_tile_number, FACTOR)
     for n_lf in (10, 9):   # tiles side by side; the last two overlapping (and cross-faded)
         lf = np.ones((6, 5, n_lf), np.float32)
-        hf = predictor.enhance(lf, tile_lf=(8, 8, 2), progress=False)
-        borders_hf = [FACTOR * b for b in predictor.tile_plan(lf.shape, (8, 8, 2)).slice_borders_lf()]
+        hf = predictor.enhance(lf, tile_lf=(8, 8, 2), margin_lf=(2, 2, 0), progress=False)
+        plan = predictor.tile_plan(lf.shape, (8, 8, 2), (2, 2, 0))
+        borders_hf = [FACTOR * b for b in plan.slice_borders_lf()]
         jumps = np.flatnonzero(np.abs(np.diff(hf[0, 0])) > 1e-3) + 1   # HF slice b differs from b - 1
         assert borders_hf and set(borders_hf) <= set(jumps)
         if n_lf == 10:

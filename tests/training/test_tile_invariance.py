@@ -14,9 +14,10 @@ from launch.configs import demo
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """demo:tiny, trained for 60 steps (seconds): a network that does more than nothing."""
+    """demo:tiny on 4-slice patches, trained for 60 steps (seconds): about as good as cubic splines."""
     config = demo.get_config("tiny")
     config.model.base_features = 4
+    config.data.patch_size_hf = (16, 16, 32)
     config.train.num_steps, config.train.eval_every, config.train.checkpoint_every = 60, 60, 60
     workdir = tmp_path_factory.mktemp("tile_run")
     train_and_evaluate(config, workdir)
@@ -35,16 +36,17 @@ def _test_slab(config):
 def test_tile_thickness_and_batch_size_do_not_change_the_enhanced_volume(trained):
     predictor, config = trained
     lf, truth = _test_slab(config)
-    assert lf.shape[-1] == 16
+    assert lf.shape[-1] == 12
     results = {}
-    for slices in (4, 8, 16):
+    for slices in (4, 8, 12):
         for batch_size in (1, 3):
-            hf = inference.enhance_lf(lf, predictor, tile_lf=(36, 36, slices), margin_lf=(3, 3, 1),
+            hf = inference.enhance_lf(lf, predictor, tile_lf=(32, 32, slices), margin_lf=(3, 3, 1),
                                       batch_size=batch_size, progress=False)
             results[slices, batch_size] = hf
-    for slices in (4, 8, 16):   # the batch only groups tiles: identical to float rounding
+    for slices in (4, 8, 12):   # the batch only groups tiles: identical to float rounding
         np.testing.assert_allclose(results[slices, 1], results[slices, 3], atol=1e-5)
-    psnr = {s: float(metrics.psnr(truth, results[s, 1])) for s in (4, 8, 16)}
+    psnr = {s: float(metrics.psnr(truth, results[s, 1])) for s in (4, 8, 12)}
     assert max(psnr.values()) - min(psnr.values()) < 0.3, psnr
-    assert min(psnr.values()) > 10.0, psnr                 # trained: far from a blank output
+    cubic = float(metrics.psnr(truth, evaluation.interpolate_slices(lf, predictor.factor, 3)))
+    assert min(psnr.values()) > cubic - 1.5, (psnr, cubic)    # trained: not far from cubic splines
     assert all(hf.min() >= 0.0 for hf in results.values())
