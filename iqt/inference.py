@@ -4,11 +4,10 @@ The ANISO U-Net is fully convolutional, so a volume is enhanced in large
 overlapping tiles (`iqt.tiling`) rather than 32×32×4 patches, cut and
 predicted a batch at a time (never all at once) and blended into the HF grid.
 
-Inside the library the slice axis is the last one; `Reorientation` moves a
-volume's axes into the closest canonical (RAS) order with the slice axis last,
-and back, so that the storage order and flips of the input do not change the
-enhanced anatomy. The output geometry is the slice convention's
-(`iqt.data.nifti.hf_affine_from_lf`).
+Inside the library the slice axis is the last one (`iqt.orientation` moves a
+volume's axes there and back, so that the storage order and flips of the input
+do not change the enhanced anatomy). The output geometry is the slice
+convention's (`iqt.data.nifti.hf_affine_from_lf`).
 """
 from __future__ import annotations
 
@@ -17,7 +16,6 @@ import os
 from pathlib import Path
 from typing import Callable
 
-import nibabel as nib
 import numpy as np
 from tqdm import tqdm
 
@@ -26,60 +24,12 @@ from iqt.data.nifti import check_same_grid, find_slice_axis, hf_affine_from_lf, 
 from iqt.data.normalization import brain_mask, lf_scale
 from iqt.errors import UserError
 from iqt.interpolation import interpolate_slices
+from iqt.orientation import Reorientation
 from iqt.tiling import (DEFAULT_MARGIN_LF, DEFAULT_TILE_LF, check_tile_size, iter_tile_batches, iter_tiles,
                         plan_tiles)
 
 PredictFn = Callable[[np.ndarray], np.ndarray]
 """(B, X, Y, Z_lf) normalised LF tiles → (B, X, Y, Z_lf · r) HF tiles, float32."""
-
-
-# --- orientation ----------------------------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class Reorientation:
-    """Library axis k holds input axis `order[k]`; input axes with `flips[a]` are reversed."""
-
-    order: tuple[int, int, int]
-    flips: tuple[bool, bool, bool]
-
-    @classmethod
-    def from_affine(cls, affine: np.ndarray, slice_axis: int) -> "Reorientation":
-        """Closest canonical (RAS) orientation, in-plane axes in R-A-S order, slice axis last."""
-        ornt = nib.orientations.io_orientation(np.asarray(affine))
-        world_axis, sign = ornt[:, 0].astype(int), ornt[:, 1]
-        in_plane = sorted((a for a in range(3) if a != slice_axis), key=lambda a: world_axis[a])
-        return cls(order=(*in_plane, int(slice_axis)), flips=tuple(bool(s < 0) for s in sign))
-
-    def apply(self, data: np.ndarray) -> np.ndarray:
-        """Input array (axes as stored) → library array (canonical, slice axis last)."""
-        flipped = np.flip(data, axis=[a for a in range(3) if self.flips[a]])
-        return np.ascontiguousarray(np.transpose(flipped, self.order))
-
-    def invert(self, data: np.ndarray) -> np.ndarray:
-        """Library array → input axes; the slice axis may have changed length (× r)."""
-        unpermuted = np.transpose(data, np.argsort(self.order))
-        return np.ascontiguousarray(np.flip(unpermuted, axis=[a for a in range(3) if self.flips[a]]))
-
-    def affine(self, affine: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-        """The voxel → world affine of `apply(data)` for input `affine` and input `shape`."""
-        to_input = np.zeros((4, 4))
-        to_input[3, 3] = 1.0
-        for k, a in enumerate(self.order):  # input index a = library index k (or its mirror)
-            to_input[a, k] = -1.0 if self.flips[a] else 1.0
-            to_input[a, 3] = shape[a] - 1 if self.flips[a] else 0.0
-        return np.asarray(affine, dtype=np.float64) @ to_input
-
-
-def canonicalise(data: np.ndarray, affine: np.ndarray, slice_axis: int
-                 ) -> tuple[np.ndarray, np.ndarray, Reorientation]:
-    """(library array, its affine, the `Reorientation` that `uncanonicalise` undoes)."""
-    reorientation = Reorientation.from_affine(affine, slice_axis)
-    return reorientation.apply(data), reorientation.affine(affine, data.shape), reorientation
-
-
-def uncanonicalise(data: np.ndarray, reorientation: Reorientation) -> np.ndarray:
-    """A library array (any slice count) back in the input's axis order and directions."""
-    return reorientation.invert(data)
 
 
 # --- enhancement ----------------------------------------------------------------------------

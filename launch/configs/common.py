@@ -35,14 +35,15 @@ def train_config(**overrides) -> ml_collections.ConfigDict:
     return c
 
 
-def make_config(*, dataset: str, sequence: str, factor: int, hf_voxel_mm: float,
-                seed: int = 0) -> ml_collections.ConfigDict:
-    """A full config at the published settings for `dataset`, `sequence` and `factor`;
-    `hf_voxel_mm` is the training data's voxel size along the slice axis."""
+def make_config(*, dataset: str, sequence: str, factor: int, hf_voxel_mm: float, seed: int = 0,
+                protocol: str = "design") -> ml_collections.ConfigDict:
+    """A full config at the published network and training settings for `dataset`, `sequence`
+    and `factor`; `hf_voxel_mm` is the training data's voxel size along the slice axis;
+    `protocol` the simulator's draws ('design' or 'published', `simulators.default_config`)."""
     c = ml_collections.ConfigDict()
     c.seed = seed
     c.data = data_config.default_config(dataset)
-    c.sim = simulators.default_config(sequence, factor, hf_voxel_mm=hf_voxel_mm)
+    c.sim = simulators.default_config(sequence, factor, hf_voxel_mm=hf_voxel_mm, protocol=protocol)
     c.model = model_config()
     c.train = train_config()
     return c

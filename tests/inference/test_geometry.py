@@ -10,7 +10,8 @@ import pytest
 import simulators
 from iqt.data.nifti import lf_affine_from_hf
 from iqt.evaluation import interpolate_slices
-from iqt.inference import Predictor, Reorientation, canonicalise, enhance_file, enhance_volume, uncanonicalise
+from iqt.inference import Predictor, enhance_file, enhance_volume
+from iqt.orientation import Reorientation
 
 
 def reoriented(data: np.ndarray, affine: np.ndarray, order, flips):
@@ -47,8 +48,9 @@ def test_reorientation_round_trip_and_world_coordinates(order, flips):
     data = np.arange(6 * 7 * 5, dtype=np.float32).reshape(6, 7, 5)
     stored, affine = reoriented(data, oblique_affine(), order, flips)
     slice_axis = order.index(2)
-    canonical, canonical_affine, r = canonicalise(stored, affine, slice_axis)
-    np.testing.assert_array_equal(uncanonicalise(canonical, r), stored)
+    r = Reorientation.from_affine(affine, slice_axis)
+    canonical, canonical_affine = r.apply(stored), r.affine(affine, stored.shape)
+    np.testing.assert_array_equal(r.invert(canonical), stored)
     assert canonical.shape == (6, 7, 5)          # the slice axis is last again
     # every voxel keeps its world position: compare through the voxel values
     for k in itertools.product(*[range(n) for n in canonical.shape]):
