@@ -6,11 +6,17 @@ Layout inside the work directory:
 `state` is the `TrainState` pytree, `data` the JSON state of the data iterator.
 Orbax writes each checkpoint under a temporary name and renames it when it is
 complete, so a run killed mid-save leaves no half-checkpoint that looks whole;
-a checkpoint that is damaged afterwards is skipped on restore, with a warning.
+a checkpoint that is damaged afterwards is skipped on restore, with a warning,
+and moved to `damaged/`. On resume, `best/` is reconciled with the restored
+step: a best checkpoint newer than it (the run was killed between the two
+saves, or the newer latest was damaged) is set aside, since the resumed run
+computes that step again.
 """
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -23,7 +29,8 @@ from jax.experimental import multihost_utils
 
 from iqt.errors import UserError
 
-LATEST_DIR, BEST_DIR = "checkpoints", "best"
+LATEST_DIR, BEST_DIR, DAMAGED_DIR = "checkpoints", "best", "damaged"
+METRICS_ITEM = "metrics"  # orbax's file of a checkpoint's metrics: best/<step>/metrics/metrics
 TMP_MARKER = ".orbax-checkpoint-tmp"  # how orbax names a checkpoint still being written
 
 
@@ -40,14 +47,45 @@ def discard_incomplete(directory: Path) -> list[str]:
     return [p.name for p in found]
 
 
+def read_val_loss(checkpoint_dir: Path) -> float | None:
+    """The validation loss saved with a `best/` checkpoint, or None if its metrics file is damaged."""
+    try:
+        metrics = json.loads((checkpoint_dir / METRICS_ITEM / METRICS_ITEM).read_bytes())
+        loss = float(metrics["val_loss"])
+    except (OSError, ValueError, TypeError, KeyError, IndexError):
+        return None
+    return loss if math.isfinite(loss) else None
+
+
+def set_aside(workdir: Path, sub: str, step: int, why: str) -> Path:
+    """Moves checkpoint `workdir/sub/step` to `workdir/damaged/` (kept for inspection)."""
+    target = workdir / DAMAGED_DIR / f"{sub}-{step}-{time.time_ns()}"
+    target.parent.mkdir(exist_ok=True)
+    shutil.move(str(workdir / sub / str(step)), target)
+    logging.warning("moved checkpoint %s/%d to %s (%s)", sub, step, target, why)
+    return target
+
+
+def set_aside_damaged_metrics(workdir: Path) -> list[int]:
+    """Sets aside `best/` checkpoints whose metrics file is unreadable (orbax cannot list them)."""
+    bad = [s for s in _steps(workdir / BEST_DIR) if read_val_loss(workdir / BEST_DIR / str(s)) is None]
+    for step in bad:
+        set_aside(workdir, BEST_DIR, step, "its metrics file is damaged")
+    return bad
+
+
 class Checkpointer:
     """The latest-K and best-by-validation-loss checkpoints of one run."""
 
     def __init__(self, workdir: str | os.PathLike, *, keep: int = 3, read_only: bool = False):
         workdir = Path(workdir)
+        self.workdir = workdir
         if not read_only and jax.process_index() == 0:
             for sub in (LATEST_DIR, BEST_DIR):
                 discard_incomplete(workdir / sub)
+            set_aside_damaged_metrics(workdir)
+        if not read_only:
+            multihost_utils.sync_global_devices("iqt_checkpoint_cleanup")
         self.latest = _manager(workdir / LATEST_DIR, ocp.CheckpointManagerOptions(
             max_to_keep=keep, read_only=read_only, create=not read_only))
         self.best = _manager(workdir / BEST_DIR, ocp.CheckpointManagerOptions(
@@ -59,7 +97,9 @@ class Checkpointer:
         self.latest.save(step, args=_save_args(state, data_state), force=True)
 
     def save_if_best(self, step: int, state: Any, data_state: dict, val_loss: float) -> None:
-        """Saves to `best/` if `val_loss` beats the best so far."""
+        """Saves to `best/` if `val_loss` beats the best so far (a step it holds is kept)."""
+        if step in self.best.all_steps():
+            return
         self.best.save(step, args=_save_args(state, data_state), metrics={"val_loss": float(val_loss)},
                        force=True)
 
@@ -81,16 +121,18 @@ class Checkpointer:
         for inspection), so that the resumed run can save those steps again.
         """
         found, damaged = restore_newest(self.latest, abstract_state)
-        if damaged and jax.process_index() == 0:
-            quarantine = Path(self.latest.directory).parent / "damaged"
-            quarantine.mkdir(exist_ok=True)
+        restored_step = 0 if found is None else found[2]
+        ahead = [s for s in self.best.all_steps() if s > restored_step]
+        if jax.process_index() == 0:
             for step in damaged:
-                target = quarantine / f"{LATEST_DIR}-{step}-{int(time.time())}"
-                shutil.move(str(Path(self.latest.directory) / str(step)), target)
-                logging.warning("moved the damaged checkpoint of step %d to %s", step, target)
-        if damaged:
-            multihost_utils.sync_global_devices("iqt_quarantine_damaged_checkpoints")
+                set_aside(self.workdir, LATEST_DIR, step, "it is damaged")
+            for step in ahead:
+                set_aside(self.workdir, BEST_DIR, step, f"newer than the restored step {restored_step}, "
+                          f"which the resumed run computes again")
+        if damaged or ahead:
+            multihost_utils.sync_global_devices("iqt_set_aside_checkpoints")
             self.latest.reload()
+            self.best.reload()
         return found
 
 
@@ -115,8 +157,21 @@ def restore_newest(manager: ocp.CheckpointManager, abstract_state: Any, steps: l
                             manager.directory, step, type(e).__name__, first_line)
             damaged.append(step)
             continue
+        if not is_data_state(restored["data"]):
+            logging.warning("checkpoint %s/%d holds no data-iterator state (found %.100r); falling back "
+                            "to an older one", manager.directory, step, restored["data"])
+            damaged.append(step)
+            continue
         return (restored["state"], restored["data"], step), damaged
     return None, damaged
+
+
+def is_data_state(data: Any) -> bool:
+    """Whether `data` looks like a data iterator's state: a dict with a batch count `next_batch` >= 0."""
+    if not isinstance(data, dict):
+        return False
+    next_batch = data.get("next_batch")
+    return isinstance(next_batch, int) and not isinstance(next_batch, bool) and next_batch >= 0
 
 
 def resolve_checkpoint(workdir: str | os.PathLike, which: str = "best") -> tuple[Path, list[int]]:
@@ -124,6 +179,11 @@ def resolve_checkpoint(workdir: str | os.PathLike, which: str = "best") -> tuple
     workdir = Path(workdir)
     if which == "best":
         directory = workdir / BEST_DIR
+        damaged = [s for s in _steps(directory) if read_val_loss(directory / str(s)) is None]
+        if damaged:
+            raise UserError(f"the best checkpoint's metrics file {directory / str(damaged[0]) / METRICS_ITEM} "
+                            f"is damaged; pass --checkpoint latest (or a step number), or run the same "
+                            f"training command again, which sets it aside")
         if not _steps(directory):
             directory = workdir / LATEST_DIR  # no validation yet: fall back to the latest
     else:
@@ -140,6 +200,11 @@ def resolve_checkpoint(workdir: str | os.PathLike, which: str = "best") -> tuple
     if not steps:
         raise UserError(f"{workdir} holds no checkpoint: train first (python -m launch.train)")
     return directory, steps
+
+
+def has_checkpoints(workdir: str | os.PathLike) -> bool:
+    """Whether a run in `workdir` ever saved a checkpoint (latest or best)."""
+    return any(_steps(Path(workdir) / sub) for sub in (LATEST_DIR, BEST_DIR))
 
 
 def _steps(directory: Path) -> list[int]:

@@ -8,13 +8,19 @@ environment when JAX_COORDINATOR_ADDRESS is set. Running the same command
 again with the same --workdir resumes from the latest checkpoint.
 """
 import sys
+from pathlib import Path
 
-from absl import flags
-from ml_collections import config_flags
+from iqt import run_guard
 
-from iqt import cli, parallel
+run_guard.defer_sigterm()  # a SIGTERM while starting stops the run cleanly, like a later one
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file (path.py or path.py:variant).")
+from absl import flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from iqt import cli, parallel  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Training config: path.py[:variant], or a shipped "
+                                          "config by name, e.g. demo:tiny or hcp_t1w_x8.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Work directory: checkpoints, config.json, metrics, figures.")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", "", "host:port of process 0 (multi-host runs).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", 0, "Number of processes (multi-host runs).")
@@ -36,4 +42,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    cli.run(main, config_dir=Path(__file__).parent / "configs")
