@@ -13,6 +13,7 @@ enhanced anatomy. The output geometry is the slice convention's
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from pathlib import Path
 from typing import Callable
@@ -138,9 +139,9 @@ class Predictor:
         tiles keeping their central 2 slices (the published stride 2 of 4),
         18.6 dB with 4-slice tiles side by side (no margin along the slices).
         """
-        if not self.train_slices_lf:
-            return tuple(tile_lf), tuple(margin_lf)
-        return (tile_lf[0], tile_lf[1], self.train_slices_lf), (margin_lf[0], margin_lf[1], 0)
+        if self.train_slices_lf:
+            tile_lf, margin_lf = (tile_lf[0], tile_lf[1], self.train_slices_lf), (margin_lf[0], margin_lf[1], 0)
+        return grow_tile(tile_lf, margin_lf, self.multiple), tuple(margin_lf)
 
     def enhance(self, lf: np.ndarray, *, batch_size: int = 1, tile_lf=DEFAULT_TILE_LF,
                 margin_lf=DEFAULT_MARGIN_LF, progress: bool = True) -> np.ndarray:
@@ -149,6 +150,17 @@ class Predictor:
         return enhance_volume(lf, self.predict_fn, self.factor, tile_lf=tile_lf, margin_lf=margin_lf,
                               multiple=self.multiple, min_tile_lf=(0, 0, self.train_slices_lf),
                               batch_size=batch_size, progress=progress)
+
+
+def grow_tile(tile_lf, margin_lf, multiple) -> tuple[int, int, int]:
+    """`tile_lf`, grown (with a warning) to the smallest tile that tiles any length:
+    2 · margin + the network's input multiple, rounded up to that multiple."""
+    smallest = tuple(-(-(2 * m + k) // k) * k for m, k in zip(margin_lf, multiple))
+    grown = tuple(max(int(t), s) for t, s in zip(tile_lf, smallest))
+    if grown != tuple(int(t) for t in tile_lf):
+        logging.warning("--tile %s is smaller than its margins %s allow; using %s",
+                        ",".join(map(str, tile_lf)), ",".join(map(str, margin_lf)), ",".join(map(str, grown)))
+    return grown
 
 
 def make_predict_fn(model, variables) -> PredictFn:
@@ -289,6 +301,26 @@ def check_input(path: Path, slice_axis: int | None, mask_path: str | os.PathLike
         check_same_grid(volume, {f"brain mask {mask_path}": load_volume(mask_path, name="brain mask")})
 
 
+def for_each_input(pairs: list[tuple[Path, Path]], work: Callable[[Path, Path], Path]) -> list[Path]:
+    """Runs `work(input, output)` on every pair; an input that fails does not stop the others.
+
+    The inputs that failed with a `UserError` are reported together at the end,
+    as one `UserError` (so the command exits 2 after writing every good output).
+    """
+    written, failed = [], []
+    for source, target in pairs:
+        try:
+            written.append(work(source, target))
+        except UserError as e:
+            if len(pairs) == 1:
+                raise
+            failed.append(f"{source.name}: {e}")
+    if failed:
+        raise UserError(f"{len(failed)} of {len(pairs)} inputs failed (the other {len(written)} outputs "
+                        f"were written): " + "; ".join(failed))
+    return written
+
+
 def enhance_files(inputs: list[str], output: str, workdir: str | os.PathLike, *, checkpoint: str = "best",
                   slice_axis: int | None = None, mask_path: str | None = None, batch_size: int = 1,
                   tile_lf=DEFAULT_TILE_LF, progress: bool = True) -> list[Path]:
@@ -302,6 +334,6 @@ def enhance_files(inputs: list[str], output: str, workdir: str | os.PathLike, *,
     for source, _ in pairs:
         check_input(source, slice_axis, mask_path)
     predictor, _ = load_predictor(workdir, checkpoint)
-    return [enhance_file(source, target, predictor, slice_axis=slice_axis, mask_path=mask_path,
-                         batch_size=batch_size, tile_lf=tile_lf, progress=progress)
-            for source, target in pairs]
+    return for_each_input(pairs, lambda source, target: enhance_file(
+        source, target, predictor, slice_axis=slice_axis, mask_path=mask_path, batch_size=batch_size,
+        tile_lf=tile_lf, progress=progress))

@@ -22,7 +22,9 @@ from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
 
 from iqt.errors import UserError
-from iqt.io_utils import atomic_path
+from iqt.io_utils import atomic_path, check_output_file
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
 GRID_TOLERANCE_MM = 1e-3
 MAX_VOXELS = 2**30           # a sane limit (4 GiB as float32); far beyond any brain MRI volume
@@ -175,6 +177,20 @@ def save_volume(path: str | os.PathLike, data: np.ndarray, affine: np.ndarray,
     image.set_sform(affine, code=sform_code)
     with atomic_path(path) as tmp:
         nib.save(image, tmp)
+
+
+def check_nifti_output(path: str | os.PathLike, name: str = "--output",
+                       inputs: dict[str, str | os.PathLike | None] | None = None) -> Path:
+    """Before any work: `path` ends in .nii or .nii.gz, is none of `inputs` ({flag: path}), and can be written."""
+    path = Path(path)
+    if not path.name.endswith(NIFTI_SUFFIXES):
+        raise UserError(f"{name} {path} must end in .nii or .nii.gz")
+    for flag, source in (inputs or {}).items():
+        if source is not None and Path(source).exists() and path.resolve() == Path(source).resolve():
+            raise UserError(f"{name} {path} is the same file as {flag}; writing it would overwrite "
+                            f"the input: choose another name")
+    check_output_file(path, name)
+    return path
 
 
 def check_same_grid(reference: Volume, others: dict[str, Volume]) -> None:
