@@ -14,6 +14,8 @@ computes that step again.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import math
@@ -21,7 +23,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import orbax.checkpoint as ocp
@@ -30,6 +32,7 @@ from jax.experimental import multihost_utils
 from iqt.errors import UserError
 
 LATEST_DIR, BEST_DIR, DAMAGED_DIR = "checkpoints", "best", "damaged"
+SAVE_SLACK_BYTES = 1 << 20  # orbax's metadata, manifests and the figures written beside a checkpoint
 METRICS_ITEM = "metrics"  # orbax's file of a checkpoint's metrics: best/<step>/metrics/metrics
 TMP_MARKER = ".orbax-checkpoint-tmp"  # how orbax names a checkpoint still being written
 
@@ -74,12 +77,28 @@ def set_aside_damaged_metrics(workdir: Path) -> list[int]:
     return bad
 
 
+@contextlib.contextmanager
+def _writes_fail_as_oserror(directory: Path, on_failure: Callable[[], None]):
+    """Orbax's failed (asynchronous) writes, whatever their type, as one short `OSError`."""
+    try:
+        yield
+    except OSError:
+        on_failure()
+        raise
+    except Exception as e:
+        on_failure()  # tensorstore reports a full disk as ValueError('RESOURCE_EXHAUSTED: ...')
+        text = " ".join(str(e).split())
+        code = errno.ENOSPC if "No space left" in text or "RESOURCE_EXHAUSTED" in text else errno.EIO
+        raise OSError(code, f"{os.strerror(code)} while writing into {directory} "
+                            f"({type(e).__name__}: {text[:200]})") from e
+
+
 class Checkpointer:
     """The latest-K and best-by-validation-loss checkpoints of one run."""
 
     def __init__(self, workdir: str | os.PathLike, *, keep: int = 3, read_only: bool = False):
         workdir = Path(workdir)
-        self.workdir = workdir
+        self.workdir, self.failed = workdir, False
         if not read_only and jax.process_index() == 0:
             for sub in (LATEST_DIR, BEST_DIR):
                 discard_incomplete(workdir / sub)
@@ -92,27 +111,42 @@ class Checkpointer:
             max_to_keep=1, best_fn=lambda m: m["val_loss"], best_mode="min",
             keep_checkpoints_without_metrics=False, read_only=read_only, create=not read_only))
 
+    def _writing(self):
+        return _writes_fail_as_oserror(self.workdir, on_failure=lambda: setattr(self, "failed", True))
+
     def save(self, step: int, state: Any, data_state: dict) -> None:
         """Starts an asynchronous save of `state` and the data iterator state."""
-        self.latest.save(step, args=_save_args(state, data_state), force=True)
+        check_free_space(Path(self.latest.directory), state)
+        with self._writing():
+            self.latest.save(step, args=_save_args(state, data_state), force=True)
 
     def save_if_best(self, step: int, state: Any, data_state: dict, val_loss: float) -> None:
         """Saves to `best/` if `val_loss` beats the best so far (a step it holds is kept)."""
         if step in self.best.all_steps():
             return
-        self.best.save(step, args=_save_args(state, data_state), metrics={"val_loss": float(val_loss)},
-                       force=True)
+        check_free_space(Path(self.best.directory), state)
+        with self._writing():
+            self.best.save(step, args=_save_args(state, data_state), metrics={"val_loss": float(val_loss)},
+                           force=True)
 
     def wait(self) -> None:
         """Blocks until every asynchronous save has been written (and raises its error)."""
-        self.latest.wait_until_finished()
-        self.best.wait_until_finished()
-        for manager in (self.latest, self.best):
-            manager.check_for_errors()
+        with self._writing():
+            self.latest.wait_until_finished()
+            self.best.wait_until_finished()
+            for manager in (self.latest, self.best):
+                manager.check_for_errors()
 
     def close(self) -> None:
-        self.latest.close()
-        self.best.close()
+        """Waits for the saves and closes; after a failed write it leaves orbax's threads to the
+        process exit (closing them would print their pending failures)."""
+        if self.failed:
+            return
+        with self._writing():
+            try:
+                self.latest.close()
+            finally:
+                self.best.close()
 
     def restore_latest(self, abstract_state: Any) -> tuple[Any, dict, int] | None:
         """The newest readable checkpoint as (state, data_state, step), or None if none.
@@ -134,6 +168,22 @@ class Checkpointer:
             self.latest.reload()
             self.best.reload()
         return found
+
+
+def check_free_space(directory: Path, state: Any) -> None:
+    """Raises ENOSPC before a save that cannot fit, rather than failing inside orbax's threads.
+
+    A checkpoint takes the state's bytes plus `SAVE_SLACK_BYTES`; the check asks for
+    twice the state (the temporary copy and the one it replaces) so that it errs on the safe side.
+    """
+    needed = 2 * sum(int(getattr(x, "nbytes", 0)) for x in jax.tree.leaves(state)) + SAVE_SLACK_BYTES
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    if free < needed:
+        raise OSError(errno.ENOSPC, f"No space left on device: {free / 2**20:.1f} MiB free in {existing}, "
+                                    f"a checkpoint needs about {needed / 2**20:.1f} MiB")
 
 
 def _save_args(state: Any, data_state: dict) -> ocp.args.Composite:

@@ -7,6 +7,8 @@ On TPU pods and SLURM, `jax.distributed.initialize()` finds the cluster from the
 environment when JAX_COORDINATOR_ADDRESS is set. Running the same command
 again with the same --workdir resumes from the latest checkpoint.
 """
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -30,13 +32,15 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", -1, "This process's index (mult
 def main(argv):
     if _CONFIG.value is None or not _WORKDIR.value:
         cli.fail("--config and --workdir are required")
+    for name in ("asyncio", "absl"):   # orbax's failed background writes: reported once, below
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     from iqt.train import CheckpointSaveError, TrainingDiverged, train_and_evaluate
     try:
         result = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     except (TrainingDiverged, CheckpointSaveError) as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        sys.exit(1)
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr, flush=True)
+        os._exit(1)   # now: orbax's threads, still failing to write, would print at shutdown
     if result:
         print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in result.items()), flush=True)
 
