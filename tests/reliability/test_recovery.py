@@ -7,6 +7,9 @@ the resumed run ends with parameters bitwise identical to a run never stopped.
 """
 import json
 import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from iqt import checkpointing, train
 from iqt.errors import UserError
 from launch.configs import demo
 from tests.reliability.test_kill_and_resume import _assert_same_params, _params
+from tests.training.helpers import ROOT, train_command, train_env
 
 STEPS = 6  # the tiny config: validation (and best/) at steps 3 and 6, latest checkpoints at 2, 4, 6
 
@@ -105,3 +109,39 @@ def test_a_bad_config_writes_nothing_and_a_run_that_never_saved_does_not_block(t
     stale_again.seed = 5
     with pytest.raises(UserError, match="different config"):
         train.prepare_workdir(stale_again, tmp_path / "run")
+
+
+def _mount_tmpfs(path: Path, size: str) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True).returncode == 0
+
+
+def test_disk_full_is_one_line_and_the_run_resumes_once_space_is_freed(tmp_path, straight):
+    disk = tmp_path / "disk"
+    if not _mount_tmpfs(disk, "1600k"):   # room for about two checkpoints of the tiny run
+        pytest.skip("cannot mount a small tmpfs here (needs root); tests/reliability/test_faults.py "
+                    "injects ENOSPC instead")
+    try:
+        failed = subprocess.run(train_command(disk / "run"), cwd=ROOT, env=train_env(1),
+                                capture_output=True, text=True, timeout=300)
+        assert failed.returncode == 1, failed.stderr[-3000:]
+        lines = failed.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: could not write a checkpoint"), lines[:20]
+        assert "No space left on device" in lines[0]
+        subprocess.run(["mount", "-o", "remount,size=20m", str(disk)], check=True)   # space freed
+        _train(disk / "run")
+        _assert_same_params(_params(straight, STEPS), _params(disk / "run", STEPS))
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_sigterm_while_the_command_starts_stops_cleanly(tmp_path):
+    proc = subprocess.Popen(train_command(tmp_path / "run"), cwd=ROOT, env=train_env(1),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)   # still importing: the loop's handler is not installed yet
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    assert "stopped by SIGTERM after step 1" in out
+    assert _steps(tmp_path / "run" / "checkpoints") == [1]
