@@ -266,6 +266,11 @@ def _steps(directory: Path) -> list[int]:
 def restore_state(workdir: str | os.PathLike, abstract_state: Any, which: str = "best") -> tuple[Any, int]:
     """Restores a `TrainState` for inference; returns (state, step)."""
     directory, steps = resolve_checkpoint(workdir, which)
+    mismatch = shape_mismatch(directory / str(steps[0]) / "state", abstract_state)
+    if mismatch:
+        raise UserError(f"the checkpoint {directory / str(steps[0])} holds another network than "
+                        f"{Path(workdir) / 'config.json'} describes ({mismatch}); was its model or sim "
+                        f"section edited? Restore it as it was when the run trained")
     manager = _manager(directory, ocp.CheckpointManagerOptions(read_only=True, create=False))
     try:
         found, _ = restore_newest(manager, abstract_state, steps)
@@ -275,6 +280,29 @@ def restore_state(workdir: str | os.PathLike, abstract_state: Any, which: str = 
         raise UserError(f"no readable checkpoint in {directory} (tried steps {steps})")
     state, _, step = found
     return state, step
+
+
+def _leaf_name(path) -> str:
+    return ".".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+
+
+def shape_mismatch(state_dir: Path, abstract_state: Any) -> str | None:
+    """The first parameter whose saved shape differs from `abstract_state`'s, as text; None if all agree.
+
+    Reads only the checkpoint's metadata; a checkpoint whose metadata cannot be
+    read is left to the restore (which skips it as damaged).
+    """
+    try:
+        metadata = ocp.StandardCheckpointer().metadata(state_dir.absolute())
+        saved = {_leaf_name(p): tuple(m.shape) for p, m in
+                 jax.tree_util.tree_leaves_with_path(getattr(metadata, "item_metadata", metadata))}
+    except Exception:  # damaged: the restore reports it
+        return None
+    for path, leaf in jax.tree_util.tree_leaves_with_path(abstract_state):
+        name = _leaf_name(path)
+        if name in saved and saved[name] != tuple(leaf.shape):
+            return f"{name}: saved {saved[name]}, expected {tuple(leaf.shape)}"
+    return None
 
 
 def abstract_like(tree: Any, sharding: jax.sharding.Sharding | None = None) -> Any:

@@ -36,6 +36,16 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(USAGE_ERROR)
 
 
+def _exit_now(message: str) -> NoReturn:
+    """`fail`, then exits at once: background threads (orbax, tensorstore) print nothing more."""
+    sys.stdout.flush()
+    try:
+        fail(message)
+    finally:
+        sys.stderr.flush()
+        os._exit(USAGE_ERROR)
+
+
 def print_help() -> None:
     """Prints the entry point's docstring and its flags on stdout."""
     doc = (getattr(sys.modules.get("__main__"), "__doc__", None) or "").strip()
@@ -126,7 +136,7 @@ def run(main: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None
     try:
         main(remaining)
     except UserError as e:
-        fail(str(e))
+        _exit_now(str(e))
     except Terminated:
         print("terminated", file=sys.stderr, flush=True)
         os._exit(TERMINATED)

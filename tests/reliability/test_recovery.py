@@ -145,3 +145,15 @@ def test_sigterm_while_the_command_starts_stops_cleanly(tmp_path):
     assert proc.returncode == 0, err[-3000:]
     assert "stopped by SIGTERM after step 1" in out
     assert _steps(tmp_path / "run" / "checkpoints") == [1]
+
+
+def test_a_factor_edited_in_config_json_is_named_not_called_unreadable(tmp_path, straight):
+    from iqt.inference import load_predictor
+
+    workdir = _copy(straight, tmp_path)
+    config = json.loads((workdir / "config.json").read_text())
+    config["sim"]["factor"] = 4   # valid on its own; the checkpoint holds a x8 network
+    (workdir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UserError, match=r"holds another network than .*config.json describes "
+                                        r"\(params\..*saved .*expected .*\); was its model or sim"):
+        load_predictor(workdir, "best")
