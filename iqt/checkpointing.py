@@ -138,9 +138,14 @@ class Checkpointer:
                 manager.check_for_errors()
 
     def close(self) -> None:
-        """Waits for the saves and closes; after a failed write it leaves orbax's threads to the
-        process exit (closing them would print their pending failures)."""
-        if self.failed:
+        """Waits for the saves and closes; after a failed write it only waits, and leaves orbax's
+        threads to the process exit (closing them would print their pending failures)."""
+        if self.failed:   # let the saves still in flight (an earlier step's) commit, then leave
+            for manager in (self.latest, self.best):
+                try:
+                    manager.wait_until_finished()
+                except Exception:  # the failure already reported
+                    pass
             return
         with self._writing():
             try:
