@@ -159,7 +159,7 @@ class Checkpointer:
         Damaged checkpoints newer than it are moved to `WORKDIR/damaged/` (kept
         for inspection), so that the resumed run can save those steps again.
         """
-        found, damaged = restore_newest(self.latest, abstract_state)
+        found, damaged = restore_newest(self.latest, abstract_state, need_data_state=True)
         restored_step = 0 if found is None else found[2]
         ahead = [s for s in self.best.all_steps() if s > restored_step]
         if jax.process_index() == 0:
@@ -195,9 +195,12 @@ def _save_args(state: Any, data_state: dict) -> ocp.args.Composite:
     return ocp.args.Composite(state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state))
 
 
-def restore_newest(manager: ocp.CheckpointManager, abstract_state: Any, steps: list[int] | None = None
-                   ) -> tuple[tuple[Any, dict, int] | None, list[int]]:
+def restore_newest(manager: ocp.CheckpointManager, abstract_state: Any, steps: list[int] | None = None,
+                   *, need_data_state: bool = False) -> tuple[tuple[Any, dict, int] | None, list[int]]:
     """Tries `steps` (default: all, newest first), skipping damaged checkpoints with a warning.
+
+    `need_data_state` (resuming training): a checkpoint whose data-iterator state
+    is not one (`is_data_state`) counts as damaged too.
 
     Returns ((state, data_state, step) or None, the damaged steps that were skipped).
     """
@@ -212,7 +215,7 @@ def restore_newest(manager: ocp.CheckpointManager, abstract_state: Any, steps: l
                             manager.directory, step, type(e).__name__, first_line)
             damaged.append(step)
             continue
-        if not is_data_state(restored["data"]):
+        if need_data_state and not is_data_state(restored["data"]):
             logging.warning("checkpoint %s/%d holds no data-iterator state (found %.100r); falling back "
                             "to an older one", manager.directory, step, restored["data"])
             damaged.append(step)
