@@ -68,7 +68,8 @@ def check_output_dir(out_dir: str | os.PathLike) -> None:
             probe.flush()
             os.fsync(probe.fileno())
     except OSError as e:
-        raise UserError(f"cannot write --out {out_dir}: {e.strerror or e} ({existing})") from e
+        raise UserError(f"cannot write --out {out_dir}: creating a file in {existing} failed "
+                        f"({e.strerror or e})") from e
 
 
 @contextlib.contextmanager

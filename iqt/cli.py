@@ -131,6 +131,8 @@ def run(main: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None
     except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as e:  # a bad --config.x=v
         detail = " ".join(str(e).replace("\\n", " ").replace("\\'", "").split()).strip("'\"")
         fail(f"bad config override (no such field, or a value of the wrong type): {detail}")
+    except Exception as e:  # a config file that does not import (SyntaxError, NameError, ...)
+        fail(f"cannot load --config: {type(e).__name__}: {' '.join(str(e).split())}")
     if len(remaining) > 1:
         fail(f"unexpected positional arguments: {' '.join(remaining[1:])}")
     try:

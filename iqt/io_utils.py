@@ -54,7 +54,8 @@ def check_writable_folder(folder: str | os.PathLike, name: str = "output") -> No
             probe.flush()
             os.fsync(probe.fileno())
     except OSError as e:
-        raise WriteError(f"cannot write {name} in {folder}: {_reason(e)} ({existing})") from e
+        raise WriteError(f"cannot write {name} {folder}: creating a file in {existing} failed "
+                         f"({_reason(e)})") from e
 
 
 def check_output_file(path: str | os.PathLike, name: str = "output") -> None:

@@ -136,6 +136,7 @@ CONTRACT_CASES = {
                                             "--workdir", "{tmp}/w"),
     "train: variant that raises": ("launch.train", "--config", "demo:huge", "--workdir", "{tmp}/w"),
     "train: workdir under a file": (*TRAIN, "--workdir", f"{A_FILE}/w"),
+    "train: config file that does not import": ("launch.train", "--config", "{syntax}", "--workdir", "{tmp}/w"),
     "simulate: output is the input": ("launch.simulate", "--config", "simulate", "--config.sim.contrast=none",
                                       "--input", "{scan}", "--output", "{scan}"),
     "simulate: output not NIfTI": ("launch.simulate", "--config", "simulate", "--config.sim.contrast=none",
@@ -170,6 +171,9 @@ RUN_CONFIGS = {"{}": lambda: "{}", "nosim": _no_sim, "eight": lambda: _tiny_conf
 def _fill(arg: str, tmp_path: Path, scan: Path) -> str:
     if arg.startswith("{run:"):
         return str(_fake_run(tmp_path, RUN_CONFIGS[arg[5:-1]]()))
+    if arg == "{syntax}":
+        (tmp_path / "broken.py").write_text("def get_config(:\n")
+        return str(tmp_path / "broken.py")
     return arg.replace("{tmp}", str(tmp_path)).replace("{scan}", str(scan))
 
 
