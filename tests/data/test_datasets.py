@@ -262,6 +262,12 @@ def test_build_data_command(tmp_path, synth):
     assert "line 3" in result.stderr and "c2t1_typo.nii" in result.stderr
     assert not list((tmp_path / "tfds_bad").rglob("dataset_info.json"))
 
+    # A file found bad while building (after TFDS started): still only the error line.
+    corrupt = _bad_manifest(tmp_path / "corrupt", synth, "corrupt")
+    result = _python(args[:5] + [str(corrupt), "--data_dir", str(tmp_path / "tfds_corrupt")])
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
+
 
 def test_concurrent_first_use_builds_once(tmp_path, synth):
     import threading
