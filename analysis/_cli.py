@@ -49,6 +49,29 @@ def run(main: Callable[[argparse.Namespace], None], parser: argparse.ArgumentPar
         os._exit(130)
 
 
+def check_output_dir(out_dir: str | os.PathLike) -> None:
+    """Before any work: `out_dir` is (or can be made) a folder, and a file can be written there.
+
+    Writes and removes one probe byte in the nearest existing folder; creates nothing.
+    """
+    out_dir = Path(out_dir).expanduser().absolute()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} exists and is not a folder")
+    existing = out_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"cannot write --out {out_dir}: {existing} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing) as probe:
+            probe.write(b"\0")
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as e:
+        raise UserError(f"cannot write --out {out_dir}: creating a file in {existing} failed "
+                        f"({e.strerror or e})") from e
+
+
 @contextlib.contextmanager
 def staged_output_dir(out_dir: str | os.PathLike, *, must_not_contain: Sequence[str] = ()
                       ) -> Iterator[Path]:
@@ -77,6 +100,8 @@ def staged_output_dir(out_dir: str | os.PathLike, *, must_not_contain: Sequence[
         yield staging
         os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private (0700)
         _move_into(staging, out_dir)
+    except OSError as e:  # disk full while writing or moving: one line, nothing left behind
+        raise UserError(f"could not write --out {out_dir}: {e.strerror or e}") from e
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

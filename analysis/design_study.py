@@ -97,6 +97,7 @@ def copy_images(images: Path, key: pd.DataFrame, out_dir: Path) -> int:
 
 
 def main(args: argparse.Namespace) -> None:
+    _cli.check_output_dir(args.out)
     if args.seed < 0:
         raise UserError(f"--seed must be a non-negative integer, got {args.seed}")
     patients = read_ids(args.patients, "patient")

@@ -75,6 +75,7 @@ def write_outputs(out_dir: Path, source: str, scores: pd.DataFrame,
 
 
 def main(args: argparse.Namespace) -> None:
+    _cli.check_output_dir(args.out)
     scores = load_scores(args.scores)
     groups = chosen_groups(args.groups, reader_groups(scores))
     tables = analyse(scores, groups, args.zero_method, args.pairing)

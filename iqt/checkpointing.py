@@ -6,16 +6,24 @@ Layout inside the work directory:
 `state` is the `TrainState` pytree, `data` the JSON state of the data iterator.
 Orbax writes each checkpoint under a temporary name and renames it when it is
 complete, so a run killed mid-save leaves no half-checkpoint that looks whole;
-a checkpoint that is damaged afterwards is skipped on restore, with a warning.
+a checkpoint that is damaged afterwards is skipped on restore, with a warning,
+and moved to `damaged/`. On resume, `best/` is reconciled with the restored
+step: a best checkpoint newer than it (the run was killed between the two
+saves, or the newer latest was damaged) is set aside, since the resumed run
+computes that step again.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
+import json
 import logging
+import math
 import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import orbax.checkpoint as ocp
@@ -23,7 +31,9 @@ from jax.experimental import multihost_utils
 
 from iqt.errors import UserError
 
-LATEST_DIR, BEST_DIR = "checkpoints", "best"
+LATEST_DIR, BEST_DIR, DAMAGED_DIR = "checkpoints", "best", "damaged"
+SAVE_SLACK_BYTES = 1 << 20  # orbax's metadata, manifests and the figures written beside a checkpoint
+METRICS_ITEM = "metrics"  # orbax's file of a checkpoint's metrics: best/<step>/metrics/metrics
 TMP_MARKER = ".orbax-checkpoint-tmp"  # how orbax names a checkpoint still being written
 
 
@@ -52,39 +62,108 @@ def discard_incomplete(directory: Path) -> list[str]:
     return [p.name for p in found]
 
 
+def read_val_loss(checkpoint_dir: Path) -> float | None:
+    """The validation loss saved with a `best/` checkpoint, or None if its metrics file is damaged."""
+    try:
+        metrics = json.loads((checkpoint_dir / METRICS_ITEM / METRICS_ITEM).read_bytes())
+        loss = float(metrics["val_loss"])
+    except (OSError, ValueError, TypeError, KeyError, IndexError):
+        return None
+    return loss if math.isfinite(loss) else None
+
+
+def set_aside(workdir: Path, sub: str, step: int, why: str) -> Path:
+    """Moves checkpoint `workdir/sub/step` to `workdir/damaged/` (kept for inspection)."""
+    target = workdir / DAMAGED_DIR / f"{sub}-{step}-{time.time_ns()}"
+    target.parent.mkdir(exist_ok=True)
+    shutil.move(str(workdir / sub / str(step)), target)
+    logging.warning("moved checkpoint %s/%d to %s (%s)", sub, step, target, why)
+    return target
+
+
+def set_aside_damaged_metrics(workdir: Path) -> list[int]:
+    """Sets aside `best/` checkpoints whose metrics file is unreadable (orbax cannot list them)."""
+    bad = [s for s in _steps(workdir / BEST_DIR) if read_val_loss(workdir / BEST_DIR / str(s)) is None]
+    for step in bad:
+        set_aside(workdir, BEST_DIR, step, "its metrics file is damaged")
+    return bad
+
+
+@contextlib.contextmanager
+def _writes_fail_as_oserror(directory: Path, on_failure: Callable[[], None]):
+    """Orbax's failed (asynchronous) writes, whatever their type, as one short `OSError`."""
+    try:
+        yield
+    except OSError:
+        on_failure()
+        raise
+    except Exception as e:
+        on_failure()  # tensorstore reports a full disk as ValueError('RESOURCE_EXHAUSTED: ...')
+        text = " ".join(str(e).split())
+        code = errno.ENOSPC if "No space left" in text or "RESOURCE_EXHAUSTED" in text else errno.EIO
+        raise OSError(code, f"{os.strerror(code)} while writing into {directory} "
+                            f"({type(e).__name__}: {text[:200]})") from e
+
+
 class Checkpointer:
     """The latest-K and best-by-validation-loss checkpoints of one run."""
 
     def __init__(self, workdir: str | os.PathLike, *, keep: int = 3, read_only: bool = False):
         workdir = Path(workdir)
+        self.workdir, self.failed = workdir, False
         if not read_only and jax.process_index() == 0:
             for sub in (LATEST_DIR, BEST_DIR):
                 discard_incomplete(workdir / sub)
+            set_aside_damaged_metrics(workdir)
+        if not read_only:
+            multihost_utils.sync_global_devices("iqt_checkpoint_cleanup")
         self.latest = _manager(workdir / LATEST_DIR, ocp.CheckpointManagerOptions(
             max_to_keep=keep, read_only=read_only, create=not read_only))
         self.best = _manager(workdir / BEST_DIR, ocp.CheckpointManagerOptions(
             max_to_keep=1, best_fn=lambda m: m["val_loss"], best_mode="min",
             keep_checkpoints_without_metrics=False, read_only=read_only, create=not read_only))
 
+    def _writing(self):
+        return _writes_fail_as_oserror(self.workdir, on_failure=lambda: setattr(self, "failed", True))
+
     def save(self, step: int, state: Any, data_state: dict) -> None:
         """Starts an asynchronous save of `state` and the data iterator state."""
-        self.latest.save(step, args=_save_args(state, data_state), force=True)
+        check_free_space(Path(self.latest.directory), state)
+        with self._writing():
+            self.latest.save(step, args=_save_args(state, data_state), force=True)
 
     def save_if_best(self, step: int, state: Any, data_state: dict, val_loss: float) -> None:
-        """Saves to `best/` if `val_loss` beats the best so far."""
-        self.best.save(step, args=_save_args(state, data_state), metrics={"val_loss": float(val_loss)},
-                       force=True)
+        """Saves to `best/` if `val_loss` beats the best so far (a step it holds is kept)."""
+        if step in self.best.all_steps():
+            return
+        check_free_space(Path(self.best.directory), state)
+        with self._writing():
+            self.best.save(step, args=_save_args(state, data_state), metrics={"val_loss": float(val_loss)},
+                           force=True)
 
     def wait(self) -> None:
         """Blocks until every asynchronous save has been written (and raises its error)."""
-        self.latest.wait_until_finished()
-        self.best.wait_until_finished()
-        for manager in (self.latest, self.best):
-            manager.check_for_errors()
+        with self._writing():
+            self.latest.wait_until_finished()
+            self.best.wait_until_finished()
+            for manager in (self.latest, self.best):
+                manager.check_for_errors()
 
     def close(self) -> None:
-        self.latest.close()
-        self.best.close()
+        """Waits for the saves and closes; after a failed write it only waits, and leaves orbax's
+        threads to the process exit (closing them would print their pending failures)."""
+        if self.failed:   # let the saves still in flight (an earlier step's) commit, then leave
+            for manager in (self.latest, self.best):
+                try:
+                    manager.wait_until_finished()
+                except Exception:  # the failure already reported
+                    pass
+            return
+        with self._writing():
+            try:
+                self.latest.close()
+            finally:
+                self.best.close()
 
     def restore_latest(self, abstract_state: Any) -> tuple[Any, dict, int] | None:
         """The newest readable checkpoint as (state, data_state, step), or None if none.
@@ -92,27 +171,48 @@ class Checkpointer:
         Damaged checkpoints newer than it are moved to `WORKDIR/damaged/` (kept
         for inspection), so that the resumed run can save those steps again.
         """
-        found, damaged = restore_newest(self.latest, abstract_state)
-        if damaged and jax.process_index() == 0:
-            quarantine = Path(self.latest.directory).parent / "damaged"
-            quarantine.mkdir(exist_ok=True)
+        found, damaged = restore_newest(self.latest, abstract_state, need_data_state=True)
+        restored_step = 0 if found is None else found[2]
+        ahead = [s for s in self.best.all_steps() if s > restored_step]
+        if jax.process_index() == 0:
             for step in damaged:
-                target = quarantine / f"{LATEST_DIR}-{step}-{int(time.time())}"
-                shutil.move(str(Path(self.latest.directory) / str(step)), target)
-                logging.warning("moved the damaged checkpoint of step %d to %s", step, target)
-        if damaged:
-            multihost_utils.sync_global_devices("iqt_quarantine_damaged_checkpoints")
+                set_aside(self.workdir, LATEST_DIR, step, "it is damaged")
+            for step in ahead:
+                set_aside(self.workdir, BEST_DIR, step, f"newer than the restored step {restored_step}, "
+                          f"which the resumed run computes again")
+        if damaged or ahead:
+            multihost_utils.sync_global_devices("iqt_set_aside_checkpoints")
             self.latest.reload()
+            self.best.reload()
         return found
+
+
+def check_free_space(directory: Path, state: Any) -> None:
+    """Raises ENOSPC before a save that cannot fit, rather than failing inside orbax's threads.
+
+    A checkpoint takes the state's bytes plus `SAVE_SLACK_BYTES`; the check asks for
+    twice the state (the temporary copy and the one it replaces) so that it errs on the safe side.
+    """
+    needed = 2 * sum(int(getattr(x, "nbytes", 0)) for x in jax.tree.leaves(state)) + SAVE_SLACK_BYTES
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    if free < needed:
+        raise OSError(errno.ENOSPC, f"No space left on device: {free / 2**20:.1f} MiB free in {existing}, "
+                                    f"a checkpoint needs about {needed / 2**20:.1f} MiB")
 
 
 def _save_args(state: Any, data_state: dict) -> ocp.args.Composite:
     return ocp.args.Composite(state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state))
 
 
-def restore_newest(manager: ocp.CheckpointManager, abstract_state: Any, steps: list[int] | None = None
-                   ) -> tuple[tuple[Any, dict, int] | None, list[int]]:
+def restore_newest(manager: ocp.CheckpointManager, abstract_state: Any, steps: list[int] | None = None,
+                   *, need_data_state: bool = False) -> tuple[tuple[Any, dict, int] | None, list[int]]:
     """Tries `steps` (default: all, newest first), skipping damaged checkpoints with a warning.
+
+    `need_data_state` (resuming training): a checkpoint whose data-iterator state
+    is not one (`is_data_state`) counts as damaged too.
 
     Returns ((state, data_state, step) or None, the damaged steps that were skipped).
     """
@@ -127,8 +227,21 @@ def restore_newest(manager: ocp.CheckpointManager, abstract_state: Any, steps: l
                             manager.directory, step, type(e).__name__, first_line)
             damaged.append(step)
             continue
+        if need_data_state and not is_data_state(restored["data"]):
+            logging.warning("checkpoint %s/%d holds no data-iterator state (found %.100r); falling back "
+                            "to an older one", manager.directory, step, restored["data"])
+            damaged.append(step)
+            continue
         return (restored["state"], restored["data"], step), damaged
     return None, damaged
+
+
+def is_data_state(data: Any) -> bool:
+    """Whether `data` looks like a data iterator's state: a dict with a batch count `next_batch` >= 0."""
+    if not isinstance(data, dict):
+        return False
+    next_batch = data.get("next_batch")
+    return isinstance(next_batch, int) and not isinstance(next_batch, bool) and next_batch >= 0
 
 
 def resolve_checkpoint(workdir: str | os.PathLike, which: str = "best") -> tuple[Path, list[int]]:
@@ -136,6 +249,11 @@ def resolve_checkpoint(workdir: str | os.PathLike, which: str = "best") -> tuple
     workdir = Path(workdir)
     if which == "best":
         directory = workdir / BEST_DIR
+        damaged = [s for s in _steps(directory) if read_val_loss(directory / str(s)) is None]
+        if damaged:
+            raise UserError(f"the best checkpoint's metrics file {directory / str(damaged[0]) / METRICS_ITEM} "
+                            f"is damaged; pass --checkpoint latest (or a step number), or run the same "
+                            f"training command again, which sets it aside")
         if not _steps(directory):
             directory = workdir / LATEST_DIR  # no validation yet: fall back to the latest
     else:
@@ -154,6 +272,11 @@ def resolve_checkpoint(workdir: str | os.PathLike, which: str = "best") -> tuple
     return directory, steps
 
 
+def has_checkpoints(workdir: str | os.PathLike) -> bool:
+    """Whether a run in `workdir` ever saved a checkpoint (latest or best)."""
+    return any(_steps(Path(workdir) / sub) for sub in (LATEST_DIR, BEST_DIR))
+
+
 def _steps(directory: Path) -> list[int]:
     if not directory.is_dir():
         return []
@@ -163,6 +286,11 @@ def _steps(directory: Path) -> list[int]:
 def restore_state(workdir: str | os.PathLike, abstract_state: Any, which: str = "best") -> tuple[Any, int]:
     """Restores a `TrainState` for inference; returns (state, step)."""
     directory, steps = resolve_checkpoint(workdir, which)
+    mismatch = shape_mismatch(directory / str(steps[0]) / "state", abstract_state)
+    if mismatch:
+        raise UserError(f"the checkpoint {directory / str(steps[0])} holds another network than "
+                        f"{Path(workdir) / 'config.json'} describes ({mismatch}); was its model or sim "
+                        f"section edited? Restore it as it was when the run trained")
     manager = _manager(directory, ocp.CheckpointManagerOptions(read_only=True, create=False,
                                                                       save_interval_steps=0))
     try:
@@ -173,6 +301,29 @@ def restore_state(workdir: str | os.PathLike, abstract_state: Any, which: str = 
         raise UserError(f"no readable checkpoint in {directory} (tried steps {steps})")
     state, _, step = found
     return state, step
+
+
+def _leaf_name(path) -> str:
+    return ".".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+
+
+def shape_mismatch(state_dir: Path, abstract_state: Any) -> str | None:
+    """The first parameter whose saved shape differs from `abstract_state`'s, as text; None if all agree.
+
+    Reads only the checkpoint's metadata; a checkpoint whose metadata cannot be
+    read is left to the restore (which skips it as damaged).
+    """
+    try:
+        metadata = ocp.StandardCheckpointer().metadata(state_dir.absolute())
+        saved = {_leaf_name(p): tuple(m.shape) for p, m in
+                 jax.tree_util.tree_leaves_with_path(getattr(metadata, "item_metadata", metadata))}
+    except Exception:  # damaged: the restore reports it
+        return None
+    for path, leaf in jax.tree_util.tree_leaves_with_path(abstract_state):
+        name = _leaf_name(path)
+        if name in saved and saved[name] != tuple(leaf.shape):
+            return f"{name}: saved {saved[name]}, expected {tuple(leaf.shape)}"
+    return None
 
 
 def abstract_like(tree: Any, sharding: jax.sharding.Sharding | None = None) -> Any:

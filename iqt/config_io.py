@@ -49,8 +49,20 @@ def config_from_json(text: str, source: str = "config") -> ml_collections.Config
 
 
 def load_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
-    """Reads `workdir/config.json` back into a `ConfigDict` equal to the one saved."""
+    """Reads `workdir/config.json` back into a `ConfigDict` equal to the one saved.
+
+    Checked by the validator of a fresh config (`iqt.config_check`), so a damaged
+    file is one clear error wherever it is read.
+    """
+    from iqt.config_check import check_run_config
+
     path = Path(workdir) / CONFIG_NAME
     if not path.is_file():
         raise UserError(f"{path} not found: is {workdir} a training work directory?")
-    return config_from_json(path.read_text(), source=str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} cannot be read as text ({e}); restore it or start a new work directory")
+    config = config_from_json(text, source=str(path))
+    check_run_config(config, source=str(path))
+    return config

@@ -12,6 +12,7 @@ convention's (`iqt.data.nifti.hf_affine_from_lf`).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from pathlib import Path
 from typing import Callable
@@ -25,8 +26,8 @@ from iqt.data.normalization import brain_mask, lf_scale
 from iqt.errors import UserError
 from iqt.interpolation import interpolate_slices
 from iqt.orientation import Reorientation
-from iqt.tiling import (DEFAULT_MARGIN_LF, DEFAULT_TILE_LF, check_tile_size, iter_tile_batches, iter_tiles,
-                        plan_tiles)
+from iqt.tiling import (DEFAULT_MARGIN_LF, DEFAULT_TILE_LF, check_tile_size, grow_tile, iter_tile_batches,
+                        iter_tiles, plan_tiles)
 
 PredictFn = Callable[[np.ndarray], np.ndarray]
 """(B, X, Y, Z_lf) normalised LF tiles → (B, X, Y, Z_lf · r) HF tiles, float32."""
@@ -86,13 +87,14 @@ class Predictor:
     def tile_plan(self, lf_shape: tuple[int, int, int], tile_lf=DEFAULT_TILE_LF,
                   margin_lf=DEFAULT_MARGIN_LF) -> "iqt.tiling.TilePlan":
         """The tiles `enhance` cuts a volume of `lf_shape` into (also for the evaluation's seam score)."""
-        return plan_tiles(lf_shape, tile_lf, margin_lf, self.multiple)
+        return plan_tiles(lf_shape, grow_tile(tile_lf, margin_lf, self.multiple), margin_lf, self.multiple)
 
     def enhance(self, lf: np.ndarray, *, batch_size: int = 1, tile_lf=DEFAULT_TILE_LF,
                 margin_lf=DEFAULT_MARGIN_LF, progress: bool = True) -> np.ndarray:
         """`enhance_volume` with this network (normalised LF, slice axis last)."""
-        return enhance_volume(lf, self.predict_fn, self.factor, tile_lf=tile_lf, margin_lf=margin_lf,
-                              multiple=self.multiple, batch_size=batch_size, progress=progress)
+        return enhance_volume(lf, self.predict_fn, self.factor, margin_lf=margin_lf, multiple=self.multiple,
+                              tile_lf=grow_tile(tile_lf, margin_lf, self.multiple), batch_size=batch_size,
+                              progress=progress)
 
 
 def make_predict_fn(model, variables) -> PredictFn:
@@ -294,6 +296,26 @@ def check_input(path: Path, slice_axis: int | None, mask_path: str | os.PathLike
                       allow_spacing_mismatch=allow_spacing_mismatch, name=f"input {path}")
 
 
+def for_each_input(pairs: list[tuple[Path, Path]], work: Callable[[Path, Path], Path]) -> list[Path]:
+    """Runs `work(input, output)` on every pair; an input that fails does not stop the others.
+
+    The inputs that failed with a `UserError` are reported together at the end,
+    as one `UserError` (so the command exits 2 after writing every good output).
+    """
+    written, failed = [], []
+    for source, target in pairs:
+        try:
+            written.append(work(source, target))
+        except UserError as e:
+            if len(pairs) == 1:
+                raise
+            failed.append(f"{source.name}: {e}")
+    if failed:
+        raise UserError(f"{len(failed)} of {len(pairs)} inputs failed (the other {len(written)} outputs "
+                        f"were written): " + "; ".join(failed))
+    return written
+
+
 def enhance_files(inputs: list[str], output: str, workdir: str | os.PathLike, *, checkpoint: str = "best",
                   slice_axis: int | None = None, mask_path: str | None = None, batch_size: int = 1,
                   tile_lf=DEFAULT_TILE_LF, progress: bool = True, allow_spacing_mismatch: bool = False,
@@ -319,9 +341,8 @@ def enhance_files(inputs: list[str], output: str, workdir: str | os.PathLike, *,
         source, slice_axis, mask_path, grid=grid, allow_spacing_mismatch=allow_spacing_mismatch, prepare=prepare)]
     predictor, _ = load_predictor(workdir, checkpoint)
     infer_hook.warn(warnings)
-    return [enhance_file(source, target, predictor, slice_axis=slice_axis, mask_path=mask_path,
-                         batch_size=batch_size, tile_lf=tile_lf, progress=progress,
-                         reference_path=reference_path,
-                         prepared=infer_hook.prepare_for(source, target, mask_path, grid, slice_axis, sequence,
-                                                         allow_spacing_mismatch) if prepare else None)
-            for source, target in pairs]
+    return for_each_input(pairs, lambda source, target: enhance_file(
+        source, target, predictor, slice_axis=slice_axis, mask_path=mask_path, batch_size=batch_size,
+        tile_lf=tile_lf, progress=progress, reference_path=reference_path,
+        prepared=infer_hook.prepare_for(source, target, mask_path, grid, slice_axis, sequence,
+                                        allow_spacing_mismatch) if prepare else None))

@@ -1,4 +1,12 @@
-"""Atomic file writing: a reader (or a crash) never sees a half-written output."""
+"""Writing outputs: checked before the work, written atomically, OS errors as one-line user errors.
+
+`check_output_file` / `check_output_folder` run before a command computes
+anything: the output's folder must exist or be creatable, and a file must be
+writable there (so a full disk, a read-only or pseudo file system, or a path
+under a file fail at once). `atomic_path` writes through a temporary file, so a
+reader (or a crash) never sees a half-written output; an `OSError` while
+writing becomes a `WriteError`, which is both a `UserError` and an `OSError`.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -6,6 +14,12 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from iqt.errors import UserError
+
+
+class WriteError(UserError, OSError):
+    """An output could not be written: disk full, read-only, a path under a file, ..."""
 
 
 def _new_file_mode() -> int:
@@ -15,25 +29,90 @@ def _new_file_mode() -> int:
     return 0o666 & ~umask
 
 
+def _reason(error: OSError) -> str:
+    return error.strerror or " ".join(str(error).split()) or type(error).__name__
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_writable_folder(folder: str | os.PathLike, name: str = "output") -> None:
+    """`folder` exists or can be made (nothing under it is a file), and a file can be written there.
+
+    Writes and removes one probe byte in the nearest existing folder; creates nothing else.
+    """
+    folder = Path(folder).expanduser().absolute()
+    existing = _nearest_existing(folder)
+    if not existing.is_dir():
+        raise WriteError(f"cannot write {name} {folder}: {existing} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing) as probe:
+            probe.write(b"\0")
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as e:
+        raise WriteError(f"cannot write {name} {folder}: creating a file in {existing} failed "
+                         f"({_reason(e)})") from e
+
+
+def check_output_file(path: str | os.PathLike, name: str = "output") -> None:
+    """Before any work: `path` is not a folder and its folder is writable (`check_writable_folder`)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise WriteError(f"{name} {path} is a folder; give a file name")
+    check_writable_folder(path.parent, name)
+
+
+def check_output_folder(path: str | os.PathLike, name: str = "output folder") -> None:
+    """Before any work: `path` is a folder or can be made one, and is writable."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise WriteError(f"{name} {path} exists and is not a folder")
+    check_writable_folder(path, name)
+
+
+def make_output_folder(path: str | os.PathLike, name: str = "output folder") -> Path:
+    """Checks (`check_output_folder`) and creates `path`; returns it."""
+    check_output_folder(path, name)
+    path = Path(path).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WriteError(f"cannot create {name} {path}: {_reason(e)}") from e
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yields a temporary path beside `path`; renames it to `path` on success.
 
     The temporary name keeps the full suffix (e.g. `.nii.gz`) so that writers
-    that look at the extension behave. On any exception the temporary file is
-    removed and `path` is left untouched. The file gets the permissions a
-    plain `open()` would give it (`mkstemp` alone would make it owner-only).
+    that look at the extension behave. On any exception (or signal that
+    unwinds the stack) the temporary file is removed and `path` is left
+    untouched; an `OSError` becomes a `WriteError` naming `path`. The file gets
+    the permissions a plain `open()` would give it (`mkstemp` alone would make
+    it owner-only).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + "".join(path.suffixes),
-                               dir=path.parent)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + "".join(path.suffixes),
+                                   dir=path.parent)
+        os.close(fd)
+    except OSError as e:
+        raise WriteError(f"cannot write {path}: {_reason(e)}") from e
     tmp = Path(tmp)
     try:
         yield tmp
         os.chmod(tmp, _new_file_mode())
         os.replace(tmp, path)
+    except WriteError:
+        raise
+    except OSError as e:
+        raise WriteError(f"could not write {path}: {_reason(e)}") from e
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -4,6 +4,8 @@ The lock is an `fcntl.flock` on `WORKDIR/.lock.<process>`: the kernel drops it
 when the process dies, so a killed run never leaves it stuck.
 SIGTERM and SIGINT only raise a flag; the training loop finishes its current
 step, saves a checkpoint, waits for it to be written and exits with status 0.
+A SIGTERM that arrives while the command is still starting (before the loop's
+handler is installed) is kept by `defer_sigterm` and honoured the same way.
 """
 from __future__ import annotations
 
@@ -36,6 +38,18 @@ def workdir_lock(workdir: str | os.PathLike, process_index: int = 0) -> Iterator
         handle.close()
 
 
+_deferred_signal: list[str] = []
+
+
+def _record(signum: int, frame) -> None:
+    _deferred_signal.append(signal.Signals(signum).name)
+
+
+def defer_sigterm() -> None:
+    """From now on a SIGTERM is only recorded, for the `StopRequest` installed later to honour."""
+    signal.signal(signal.SIGTERM, _record)
+
+
 class StopRequest:
     """Set by SIGTERM/SIGINT while installed; read by the loop between steps."""
 
@@ -54,6 +68,8 @@ class StopRequest:
     def __enter__(self) -> "StopRequest":
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._previous[sig] = signal.signal(sig, self._handle)
+        if _deferred_signal:
+            self.signal_name = _deferred_signal[0]
         return self
 
     def __exit__(self, *exc) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 from typing import Iterator
 
 import numpy as np
@@ -33,6 +34,17 @@ def check_tile_size(tile) -> tuple[int, int, int]:
         shown = ",".join(map(str, tile))
         raise UserError(f"--tile must be three positive integers X,Y,Z (LF voxels), got {shown}")
     return sizes
+
+
+def grow_tile(tile_lf, margin_lf, multiple) -> tuple[int, int, int]:
+    """`tile_lf`, grown (with a warning) to the smallest tile that tiles any length:
+    2 · margin + the network's input multiple, rounded up to that multiple."""
+    smallest = tuple(-(-(2 * m + k) // k) * k for m, k in zip(margin_lf, multiple))
+    grown = tuple(max(int(t), s) for t, s in zip(tile_lf, smallest))
+    if grown != tuple(int(t) for t in tile_lf):
+        logging.warning("--tile %s is smaller than its margins %s allow; using %s",
+                        ",".join(map(str, tile_lf)), ",".join(map(str, margin_lf)), ",".join(map(str, grown)))
+    return grown
 
 
 @dataclasses.dataclass(frozen=True)

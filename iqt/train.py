@@ -23,7 +23,8 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 import simulators
-from iqt import checkpointing, config_io, figures, metrics, parallel
+from iqt import checkpointing, config_io, figures, io_utils, metrics, parallel
+from iqt.config_check import check_run_config
 from iqt.data import pipeline
 from iqt.errors import UserError
 from iqt.metric_writers import MetricWriter, drawn_simulator_parameters, read_jsonl
@@ -89,7 +90,8 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: Path) -> None:
     """Saves the resolved config; on resume, refuses one that differs in more than
     `train.num_steps` or `train.progress_bar` from the saved one."""
     path = workdir / config_io.CONFIG_NAME
-    if path.exists() and _comparable(config_io.load_config(workdir)) != _comparable(config):
+    if (path.exists() and checkpointing.has_checkpoints(workdir)   # a run that never saved binds nothing
+            and _comparable(config_io.load_config(workdir)) != _comparable(config)):
         raise UserError(f"{workdir} holds a run with a different config; resume with the same "
                         f"config (see {path}) or choose a new --workdir")
     if jax.process_index() == 0:
@@ -152,8 +154,8 @@ def _check_finite(step_metrics: dict, state: TrainState, step: int, max_skips: i
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict[str, float]:
     """Trains (or resumes) the run in `workdir`; returns the last validation metrics."""
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    check_run_config(config, "--config")   # every section, before the work directory is touched
+    workdir = io_utils.make_output_folder(workdir, "--workdir")
     with workdir_lock(workdir, jax.process_index()), StopRequest() as stop:
         return _train(config, workdir, stop)
 
@@ -184,11 +186,12 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, stop: StopRequest) 
                                      flips=bool(config.train.get("augment", False)))
     run = _Run(config, workdir, mesh, data, train_step, predict, make_eval_set(config, mesh, margin),
                checkpointer, writer, stop)
-    try:
-        return _loop(run, state, start)
-    finally:
-        checkpointer.close()
-        writer.close()
+    with _storage_errors_fail_loudly():   # also the figures' and metrics' writes, and orbax's at close
+        try:
+            return _loop(run, state, start)
+        finally:
+            checkpointer.close()
+            writer.close()
 
 
 @contextlib.contextmanager

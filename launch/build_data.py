@@ -8,9 +8,11 @@ Prints a progress bar, then a summary: subjects per split, voxel sizes, size on 
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from absl import flags
 
-from iqt import cli
+from iqt import cli, io_utils
 from iqt.data import datasets
 from iqt.data.config import DEFAULT_DATA_DIR, default_config
 
@@ -27,6 +29,7 @@ def main(argv) -> None:
     config = default_config(_DATASET.value)
     config.manual_dir = _MANUAL_DIR.value
     config.data_dir = _DATA_DIR.value
+    io_utils.check_output_folder(Path(_DATA_DIR.value).expanduser(), "--data_dir")
     if _CONFIG.value:
         config.builder_config = _CONFIG.value
     summary = datasets.describe(datasets.ensure_built(config, progress=True))

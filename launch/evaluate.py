@@ -20,7 +20,10 @@ from typing import Sequence
 
 from absl import flags
 
-from iqt import cli
+from pathlib import Path
+
+from iqt import cli, io_utils
+from iqt.errors import UserError
 from iqt.tiling import DEFAULT_TILE_LF
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training work directory (config.json and checkpoints).")
@@ -44,6 +47,10 @@ flags.mark_flag_as_required("workdir")
 
 def main(argv: Sequence[str]) -> None:
     del argv
+    out = Path(_WORKDIR.value) / "evaluation" if _OUT.value is None else Path(_OUT.value)
+    if not Path(_WORKDIR.value).is_dir():
+        raise UserError(f"work directory {_WORKDIR.value} does not exist")
+    io_utils.check_output_folder(out, "--out")   # before the model loads and the volumes are enhanced
     from iqt.evaluation import evaluate_run, markdown_table
     table, paths = evaluate_run(_WORKDIR.value, split=_SPLIT.value, settings=_SETTINGS.value,
                                 out_dir=_OUT.value, checkpoint=_CHECKPOINT.value,

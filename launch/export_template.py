@@ -12,7 +12,7 @@ from typing import Sequence
 
 from absl import flags
 
-from iqt import cli
+from iqt import cli, io_utils
 from iqt.data import nifti
 from iqt.data.datasets.iqt_template import SLABS_Y, slab_subject
 
@@ -23,8 +23,9 @@ flags.mark_flag_as_required("out")
 
 def main(argv: Sequence[str]) -> None:
     del argv
-    subject = slab_subject(_SPLIT.value)
     out = Path(_OUT.value)
+    io_utils.check_output_folder(out, "--out")
+    subject = slab_subject(_SPLIT.value)
     nifti.save_volume(out / "t1.nii.gz", subject.image, subject.affine)
     for i, name in enumerate(("gm", "wm", "csf")):
         nifti.save_volume(out / f"{name}.nii.gz", subject.tissue[..., i], subject.affine)

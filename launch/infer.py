@@ -14,7 +14,10 @@ from typing import Sequence
 
 from absl import flags
 
-from iqt import cli
+from pathlib import Path
+
+from iqt import cli, io_utils
+from iqt.data import nifti
 from iqt.tiling import DEFAULT_TILE_LF
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training work directory (config.json and checkpoints).")
@@ -45,6 +48,7 @@ flags.mark_flags_as_required(["workdir", "input", "output"])
 
 def main(argv: Sequence[str]) -> None:
     del argv
+    _check_output(_OUTPUT.value, _INPUT.value or [])
     from iqt.inference import enhance_files, figure_path
     outputs = enhance_files(_INPUT.value, _OUTPUT.value, _WORKDIR.value, checkpoint=_CHECKPOINT.value,
                             slice_axis=_SLICE_AXIS.value, mask_path=_MASK.value,
@@ -54,6 +58,16 @@ def main(argv: Sequence[str]) -> None:
                             sequence=_SEQUENCE.value)
     for path in outputs:
         print(f"wrote {path} and {figure_path(path)}", flush=True)
+
+
+def _check_output(output: str, inputs: list[str]) -> None:
+    """Before the model loads: the output file (one input) or folder (several) can be written."""
+    several = len(inputs) > 1 or any(Path(i).is_dir() for i in inputs)
+    if several or Path(output).is_dir():
+        io_utils.check_output_folder(output, "--output")
+    else:
+        nifti.check_nifti_output(output, "--output", {"--input": inputs[0] if inputs else None,
+                                                      "--mask": _MASK.value})
 
 
 if __name__ == "__main__":

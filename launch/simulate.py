@@ -15,6 +15,7 @@ The same seed gives the same output.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Sequence
 
 import jax
@@ -24,11 +25,12 @@ from ml_collections import config_flags
 
 import simulators
 from iqt import cli
+from iqt.config_check import check_seed
 from iqt.data import nifti
 from iqt.errors import UserError
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Simulator config file, e.g. launch/configs/simulate.py:FLAIR.")
+    "config", None, "Simulator config: a file, or a shipped one by name, e.g. simulate:FLAIR.")
 _INPUT = flags.DEFINE_string("input", None, "High-field NIfTI volume.")
 _OUTPUT = flags.DEFINE_string("output", None, "Low-field NIfTI volume to write.")
 _MAPS = {t: flags.DEFINE_string(t, None, f"{t.upper()} probability map on the input's grid.")
@@ -62,6 +64,9 @@ def main(argv: Sequence[str]) -> None:
 
 def _simulate(config) -> None:
     simulators.SimulatorSpec.from_config(config)   # a bad config fails before any file is read
+    check_seed(_SEED.value, "--seed")
+    nifti.check_nifti_output(_OUTPUT.value, "--output", {"--input": _INPUT.value,
+                                                         **{f"--{t}": f.value for t, f in _MAPS.items()}})
     hf = nifti.load_volume(_INPUT.value, name="--input")
     tissue = _load_tissue(hf)
     axis = nifti.find_slice_axis(hf.voxel_sizes_mm, _SLICE_AXIS.value)
@@ -80,4 +85,4 @@ def _simulate(config) -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    cli.run(main, config_dir=Path(__file__).parent / "configs")

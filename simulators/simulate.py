@@ -214,7 +214,8 @@ def tissue_means_from_volume(hf: np.ndarray, tissue: Optional[np.ndarray],
         mask = np.asarray(tissue[..., t]) > threshold
         if not mask.any():
             raise SimulatorInputError(
-                f"no voxel of the {name} map exceeds {threshold}: is it a probability map?")
+                f"no voxel of the {name} map exceeds {threshold}, so the mean {name} intensity is unknown: "
+                f"the volume holds too little {name} (a small crop?), or the map is not a probability map")
         means.append(hf[mask].mean())
     return np.asarray(means, np.float32)
 

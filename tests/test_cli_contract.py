@@ -89,3 +89,172 @@ def test_user_error_is_one_line_exit_2_no_traceback_no_output(case, tmp_path, sc
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
     assert sorted(tmp_path.iterdir()) == before
+
+
+# --- every command: bad configs, damaged work directories, unwritable outputs (issue 14) ------
+
+def _fake_run(tmp_path: Path, config_text: bytes | str) -> Path:
+    """A work directory with a checkpoint folder and the given config.json."""
+    run = tmp_path / "run"
+    (run / "checkpoints" / "2").mkdir(parents=True)
+    content = config_text.encode() if isinstance(config_text, str) else config_text
+    (run / "config.json").write_bytes(content)
+    return run
+
+
+def _tiny_config_json(**sim) -> str:
+    import json
+
+    sys.path.insert(0, str(ROOT))
+    from launch.configs import demo
+
+    config = demo.get_config("tiny").to_dict()
+    config["sim"].update(sim)
+    return json.dumps(config, default=list)
+
+
+def _no_sim() -> str:
+    import json
+
+    config = json.loads(_tiny_config_json())
+    del config["sim"]
+    return json.dumps(config)
+
+
+A_FILE = "/etc/hostname"   # a file: any output path under it cannot be made
+TRAIN = ("launch.train", "--config", "demo:tiny")
+CONTRACT_CASES = {
+    "train: override typo": (*TRAIN, "--workdir", "{tmp}/w", "--config.train.num_step=3"),
+    "train: unknown field": (*TRAIN, "--workdir", "{tmp}/w", "--config.train.nosuch=1"),
+    "train: bad simulator field": (*TRAIN, "--workdir", "{tmp}/w", "--config.sim.noise=bogus"),
+    "train: negative width": (*TRAIN, "--workdir", "{tmp}/w", "--config.sim.hf_voxel_mm=-1"),
+    "train: unknown dataset": (*TRAIN, "--workdir", "{tmp}/w", "--config.data.dataset=bogus"),
+    "train: batch size 0": (*TRAIN, "--workdir", "{tmp}/w", "--config.train.batch_size=0"),
+    "train: bad patch size": (*TRAIN, "--workdir", "{tmp}/w", "--config.data.patch_size_hf=(16,16,12)"),
+    "train: missing config file": ("launch.train", "--config", "nosuch.py", "--workdir", "{tmp}/w"),
+    "train: relative path from elsewhere": ("launch.train", "--config", "launch/configs/nosuch.py",
+                                            "--workdir", "{tmp}/w"),
+    "train: variant that raises": ("launch.train", "--config", "demo:huge", "--workdir", "{tmp}/w"),
+    "train: workdir under a file": (*TRAIN, "--workdir", f"{A_FILE}/w"),
+    "train: config file that does not import": ("launch.train", "--config", "{syntax}", "--workdir", "{tmp}/w"),
+    "simulate: output is the input": ("launch.simulate", "--config", "simulate", "--config.sim.contrast=none",
+                                      "--input", "{scan}", "--output", "{scan}"),
+    "simulate: output not NIfTI": ("launch.simulate", "--config", "simulate", "--config.sim.contrast=none",
+                                   "--input", "{scan}", "--output", "{tmp}/x.txt"),
+    "simulate: seed overflows": ("launch.simulate", "--config", "simulate", "--config.sim.contrast=none",
+                                 "--input", "{scan}", "--output", "{tmp}/o.nii.gz",
+                                 "--seed=100000000000000000000000"),
+    "simulate: output under /proc": ("launch.simulate", "--config", "simulate", "--config.sim.contrast=none",
+                                     "--input", "{scan}", "--output", "/proc/o.nii.gz"),
+    "infer: config.json {}": ("launch.infer", "--workdir", "{run:{}}", "--input", "{scan}",
+                              "--output", "{tmp}/o.nii.gz"),
+    "infer: config.json without sim": ("launch.infer", "--workdir", "{run:nosim}", "--input", "{scan}",
+                                       "--output", "{tmp}/o.nii.gz"),
+    "infer: config.json factor 'eight'": ("launch.infer", "--workdir", "{run:eight}", "--input", "{scan}",
+                                          "--output", "{tmp}/o.nii.gz"),
+    "infer: config.json random bytes": ("launch.infer", "--workdir", "{run:bytes}", "--input", "{scan}",
+                                        "--output", "{tmp}/o.nii.gz"),
+    "infer: output under a file": ("launch.infer", "--workdir", "{run:good}", "--input", "{scan}",
+                                   "--output", f"{A_FILE}/o.nii.gz"),
+    "evaluate: config.json random bytes": ("launch.evaluate", "--workdir", "{run:bytes}"),
+    "evaluate: out under a file": ("launch.evaluate", "--workdir", "{run:good}", "--out", f"{A_FILE}/e"),
+    "export_template: out under a file": ("launch.export_template", "--out", f"{A_FILE}/t"),
+    "build_data: data_dir under /proc": ("launch.build_data", "--data_dir", "/proc/iqt"),
+    "reader_study: out under a file": ("analysis.reader_study", "--scores",
+                                       str(ROOT / "analysis/examples/example_scores_synthetic.csv"),
+                                       "--out", f"{A_FILE}/r"),
+}
+RUN_CONFIGS = {"{}": lambda: "{}", "nosim": _no_sim, "eight": lambda: _tiny_config_json(factor="eight"),
+               "bytes": lambda: bytes(range(256)) * 4, "good": _tiny_config_json}
+
+
+def _fill(arg: str, tmp_path: Path, scan: Path) -> str:
+    if arg.startswith("{run:"):
+        return str(_fake_run(tmp_path, RUN_CONFIGS[arg[5:-1]]()))
+    if arg == "{syntax}":
+        (tmp_path / "broken.py").write_text("def get_config(:\n")
+        return str(tmp_path / "broken.py")
+    return arg.replace("{tmp}", str(tmp_path)).replace("{scan}", str(scan))
+
+
+@pytest.mark.parametrize("case", list(CONTRACT_CASES))
+def test_every_command_keeps_the_contract(case, tmp_path, scan):
+    module, *args = CONTRACT_CASES[case]
+    args = [_fill(a, tmp_path, scan) for a in args]
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    scan_bytes = scan.read_bytes()
+    result = run_module(module, *args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before, "it wrote something"
+    assert scan.read_bytes() == scan_bytes
+
+
+def test_shipped_config_by_name_and_a_missing_one_says_where_it_looked(tmp_path):
+    result = run_module("launch.train", "--config", "nosuch:tiny", "--workdir", str(tmp_path / "w"),
+                        cwd=tmp_path)
+    assert str(tmp_path / "nosuch") in result.stderr and str(ROOT / "launch/configs/nosuch.py") in result.stderr
+    assert "demo" in result.stderr   # the shipped configs are listed
+
+
+SIGTERM_WHILE_WRITING = """
+import sys, time
+from pathlib import Path
+from iqt import cli, io_utils
+
+def main(argv):
+    with io_utils.atomic_path(Path(sys.argv[1]) / "out.nii.gz") as tmp:
+        tmp.write_bytes(b"x" * 4_000_000)
+        (Path(sys.argv[1]) / "ready").touch()
+        time.sleep(60)
+
+cli.run(main, ["writer"])
+"""
+
+
+def test_sigterm_while_an_output_is_written_leaves_no_temporary_file(tmp_path):
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", SIGTERM_WHILE_WRITING, str(tmp_path)], env=env,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "ready").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ready"]
+
+
+def test_an_error_after_the_checkpoint_opens_is_still_the_only_line(tmp_path):
+    """Library warnings (absl, orbax) and shutdown noise never come before or after the error."""
+    import jax
+
+    from iqt import config_io
+    from iqt.checkpointing import Checkpointer
+    from iqt.models import create_model
+    from iqt.train_step import create_train_state, make_optimizer
+    from launch.configs.demo import get_config
+    from tests.inference.test_end_to_end import random_state
+
+    config, run = get_config("tiny"), tmp_path / "run"
+    config_io.save_config(config, run)
+    model = create_model(config.model, config.sim.factor)
+    state = random_state(jax.eval_shape(lambda key: create_train_state(
+        key, model, make_optimizer(config.train), (1, 16, 16, 2)), jax.random.key(0)))
+    checkpointer = Checkpointer(run)
+    checkpointer.save(1, state, {"next_batch": 1})
+    checkpointer.wait()
+    checkpointer.close()
+    blank = tmp_path / "blank.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((24, 24, 4), np.float32), np.diag([1.0, 1.0, 8.0, 1.0])), blank)
+    result = run_module("launch.infer", "--workdir", str(run), "--input", str(blank), "--output",
+                        str(tmp_path / "out" / "blank.nii.gz"), "--progress=false", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [result.stderr.strip()] and "brain mask" in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -22,9 +22,14 @@ from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
 
 from iqt.errors import UserError
-from iqt.io_utils import atomic_path
+from iqt.io_utils import atomic_path, check_output_file
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
 GRID_TOLERANCE_MM = 1e-3
+MAX_VOXELS = 2**30           # a sane limit (4 GiB as float32); far beyond any brain MRI volume
+_MIN_AFFINE_CONDITION = 1e-6  # |det| / product of the voxel sizes: below it the axes are (nearly) parallel
+_NUMERIC_KINDS = "biuf"       # bool, signed/unsigned integers, reals (not complex, RGB or other records)
 _READ_ERRORS = (ImageFileError, HeaderDataError, OSError, EOFError, ValueError,
                 zlib.error, gzip.BadGzipFile)
 
@@ -71,10 +76,54 @@ def _spatial_shape(shape: tuple[int, ...], name: str, path: Path) -> tuple[int, 
     return tuple(int(n) for n in shape[:3])
 
 
+def _check_data_type(image, name: str, path: Path) -> None:
+    dtype = np.dtype(image.get_data_dtype())
+    if dtype.kind not in _NUMERIC_KINDS or dtype.fields is not None:
+        kind = "complex" if dtype.kind == "c" else "structured (e.g. RGB)" if dtype.fields else dtype.kind
+        raise UserError(f"{name} {path} stores {kind} voxels ({dtype}); a real-valued (integer or float) "
+                        f"volume is needed, e.g. the magnitude image")
+
+
+def _check_size(image, shape: tuple[int, ...], name: str, path: Path) -> None:
+    """The voxels the header claims: at most `MAX_VOXELS`, and no more than the file holds."""
+    count = int(np.prod(shape, dtype=np.float64))
+    if count > MAX_VOXELS:
+        raise UserError(f"{name} {path} claims {count:.3g} voxels (shape {shape}), more than the limit "
+                        f"{MAX_VOXELS:.3g}; is its header damaged?")
+    needed = count * np.dtype(image.get_data_dtype()).itemsize + int(image.header.get("vox_offset", 0))
+    if path.name.endswith(".gz"):
+        with open(path, "rb") as f:  # gzip's trailer: the uncompressed size modulo 2**32
+            f.seek(-4, os.SEEK_END)
+            held = int.from_bytes(f.read(4), "little")
+        if needed >= 2**32:
+            return
+    else:
+        held = path.stat().st_size
+    if held < needed:
+        raise UserError(f"{name} {path} is truncated or corrupt: its header claims shape {shape} "
+                        f"({needed} bytes) but the file holds {held} bytes")
+
+
+def check_affine(affine: np.ndarray, name: str, path: Path | str) -> None:
+    """A usable voxel → world affine: finite, with three independent axes (not singular)."""
+    affine = np.asarray(affine, dtype=np.float64)
+    if not np.all(np.isfinite(affine)):
+        raise UserError(f"{name} {path} has a non-finite affine (NaN or inf in its sform/qform); "
+                        f"fix its header")
+    linear = affine[:3, :3]
+    scale = float(np.prod(np.linalg.norm(linear, axis=0)))
+    if scale == 0.0 or abs(float(np.linalg.det(linear))) < _MIN_AFFINE_CONDITION * scale:
+        raise UserError(f"{name} {path} has a singular affine (a zero voxel size or parallel axes: "
+                        f"{np.round(linear, 4).tolist()}); fix its header's sform/qform")
+
+
 def load_volume(path: str | os.PathLike, *, name: str = "image") -> Volume:
     """Reads a 3D NIfTI volume as float32; a trailing singleton 4th axis is dropped.
 
-    `name` says what the file is for (e.g. 'gm map') in error messages.
+    `name` says what the file is for (e.g. 'gm map') in error messages. Refused
+    before any voxel is read: a non-finite or singular affine, complex or
+    structured (RGB) voxels, and a header that claims more data than the file
+    holds or than `MAX_VOXELS`.
     """
     path = Path(path)
     if not path.is_file():
@@ -87,6 +136,9 @@ def load_volume(path: str | os.PathLike, *, name: str = "image") -> Volume:
         raise UserError(f"{name} {path} is a {type(image).__name__}, "
                         f"not a NIfTI file (.nii or .nii.gz)")
     shape = _spatial_shape(image.shape, name, path)
+    _check_data_type(image, name, path)
+    _check_size(image, image.shape, name, path)
+    check_affine(image.affine, name, path)
     try:
         data = np.asarray(image.get_fdata(dtype=np.float32)).reshape(shape)
     except _READ_ERRORS as e:
@@ -125,6 +177,20 @@ def save_volume(path: str | os.PathLike, data: np.ndarray, affine: np.ndarray,
     image.set_sform(affine, code=sform_code)
     with atomic_path(path) as tmp:
         nib.save(image, tmp)
+
+
+def check_nifti_output(path: str | os.PathLike, name: str = "--output",
+                       inputs: dict[str, str | os.PathLike | None] | None = None) -> Path:
+    """Before any work: `path` ends in .nii or .nii.gz, is none of `inputs` ({flag: path}), and can be written."""
+    path = Path(path)
+    if not path.name.endswith(NIFTI_SUFFIXES):
+        raise UserError(f"{name} {path} must end in .nii or .nii.gz")
+    for flag, source in (inputs or {}).items():
+        if source is not None and Path(source).exists() and path.resolve() == Path(source).resolve():
+            raise UserError(f"{name} {path} is the same file as {flag}; writing it would overwrite "
+                            f"the input: choose another name")
+    check_output_file(path, name)
+    return path
 
 
 def check_same_grid(reference: Volume, others: dict[str, Volume]) -> None:

@@ -77,7 +77,7 @@ def test_nifti_folder_round_trip(folder_data, synth):
 
 
 def _bad_manifest(root: Path, synth, problem: str) -> Path:
-    manifest = synth.make_folder_dataset(root, {"train": 2, "test": 1})
+    manifest = synth.make_folder_dataset(root, {"train": 2, "validation": 1, "test": 1})
     lines = manifest.read_text().splitlines()
     if problem == "missing_file":
         lines[2] = lines[2].replace("c2t1.nii", "c2t1_typo.nii")
@@ -87,6 +87,8 @@ def _bad_manifest(root: Path, synth, problem: str) -> Path:
         lines[3] = lines[3].replace("s02,", "s01,", 1)
     elif problem == "header":
         lines[0] = lines[0].replace(",csf", ",csf_map")
+    elif problem == "no_validation":
+        lines = [line.replace(",validation", ",test") for line in lines]
     elif problem == "corrupt":
         (root / "s01" / "c3t1.nii").write_bytes(b"not a nifti file at all" * 20)
     manifest.write_text("\n".join(lines) + "\n")
@@ -98,6 +100,7 @@ def _bad_manifest(root: Path, synth, problem: str) -> Path:
     ("bad_split", r"line 3 \(subject s01\): split 'training' is not one of"),
     ("duplicate", r"line 4: subject s01 is listed again \(first on line 3\)"),
     ("header", r"line 1: header lacks column\(s\) csf"),
+    ("no_validation", r"has no row with split 'validation'; at least one is needed for training's validation"),
     ("corrupt", r"line 3: subject s01 CSF map .*c3t1\.nii is not a readable NIfTI"),
 ])
 def test_manifest_errors_name_the_row_and_file(tmp_path, synth, problem, expected):
@@ -238,7 +241,7 @@ print("read", len(subjects))
 
 
 def test_build_and_read_without_tensorflow(tmp_path, synth):
-    manifest = synth.make_folder_dataset(tmp_path / "src", {"train": 1, "test": 1})
+    manifest = synth.make_folder_dataset(tmp_path / "src", {"train": 1, "validation": 1, "test": 1})
     config = synth.folder_config(manifest, tmp_path / "tfds")
     result = _python(["-c", NO_TF, config.to_json()])
     assert result.returncode == 0, result.stderr[-2000:]
@@ -246,12 +249,12 @@ def test_build_and_read_without_tensorflow(tmp_path, synth):
 
 
 def test_build_data_command(tmp_path, synth):
-    manifest = synth.make_folder_dataset(tmp_path / "src", {"train": 2, "test": 1})
+    manifest = synth.make_folder_dataset(tmp_path / "src", {"train": 2, "validation": 1, "test": 1})
     args = ["-m", "launch.build_data", "--dataset", "nifti_folder", "--manual_dir", str(manifest),
             "--data_dir", str(tmp_path / "tfds")]
     result = _python(args)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "subjects: train 2, test 1" in result.stdout
+    assert "subjects: train 2, validation 1, test 1" in result.stdout
     assert "voxel sizes (mm): 1.2 x 1 x 1.5" in result.stdout
     assert "Unknown size" not in result.stdout + result.stderr  # a local build downloads nothing
     assert "downloaded and prepared" not in result.stdout + result.stderr
@@ -263,10 +266,16 @@ def test_build_data_command(tmp_path, synth):
     assert "line 3" in result.stderr and "c2t1_typo.nii" in result.stderr
     assert not list((tmp_path / "tfds_bad").rglob("dataset_info.json"))
 
+    # A file found bad while building (after TFDS started): still only the error line.
+    corrupt = _bad_manifest(tmp_path / "corrupt", synth, "corrupt")
+    result = _python(args[:5] + [str(corrupt), "--data_dir", str(tmp_path / "tfds_corrupt")])
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
+
 
 def test_concurrent_first_use_builds_once(tmp_path, synth):
     import threading
-    manifest = synth.make_folder_dataset(tmp_path / "src", {"train": 2, "test": 1})
+    manifest = synth.make_folder_dataset(tmp_path / "src", {"train": 2, "validation": 1, "test": 1})
     config = synth.folder_config(manifest, tmp_path / "tfds")
     results, errors = [], []
 

@@ -92,7 +92,47 @@ def _with_nans(tmp_nifti):
     return tmp_nifti(data, name="nans.nii.gz")
 
 
+def _raw_nifti(path, data, *, sform=None, shape=None):
+    """Writes a NIfTI-1 file byte by byte, so that its header can say what nibabel would refuse
+    to write: `sform` (3x4 rows, qform off) and a claimed `shape` other than the data's."""
+    header = nib.Nifti1Image(data, np.diag([1.0, 1.0, 4.0, 1.0])).header.copy()
+    if sform is not None:
+        header["qform_code"], header["sform_code"] = 0, 1
+        header["srow_x"], header["srow_y"], header["srow_z"] = np.asarray(sform, np.float64)[:3]
+    if shape is not None:
+        header.set_data_shape(shape)
+    content = header.binaryblock + b"\0" * 4 + np.asarray(data).tobytes(order="F")
+    path.write_bytes(gzip.compress(content) if path.name.endswith(".gz") else content)
+    return path
+
+
+_VOXELS = np.arange(8 * 8 * 4, dtype=np.float32).reshape(8, 8, 4)
+_ANISO = np.diag([1.0, 1.0, 4.0, 1.0])
+
+
+def _parallel_axes():
+    sform = _ANISO.copy()
+    sform[:3, 2] = 4 * sform[:3, 0]   # the slice axis points along the first axis: rank 2
+    return sform
+
+
 BAD_FILES = {
+    "NaN in the affine": (lambda tmp_path, tmp_nifti: _raw_nifti(
+        tmp_path / "nan.nii.gz", _VOXELS, sform=np.where(np.eye(4) == 1, np.nan, 0.0)), "non-finite affine"),
+    "all-zero affine": (lambda tmp_path, tmp_nifti: _raw_nifti(
+        tmp_path / "zero.nii.gz", _VOXELS, sform=np.zeros((4, 4))), "singular affine"),
+    "rank-deficient affine": (lambda tmp_path, tmp_nifti: _raw_nifti(
+        tmp_path / "rank2.nii.gz", _VOXELS, sform=_parallel_axes()), "singular affine"),
+    "complex64": (lambda tmp_path, tmp_nifti: tmp_nifti(_VOXELS.astype(np.complex64)), "complex voxels"),
+    "RGB24": (lambda tmp_path, tmp_nifti: tmp_nifti(np.zeros((4, 4, 4), [("R", "u1"), ("G", "u1"), ("B", "u1")])),
+              "RGB"),
+    "header claims more than the .nii holds": (lambda tmp_path, tmp_nifti: _raw_nifti(
+        tmp_path / "claims.nii", _VOXELS, shape=(8, 8, 40)), "truncated or corrupt"),
+    "header claims more than the .nii.gz holds": (lambda tmp_path, tmp_nifti: _raw_nifti(
+        tmp_path / "claims.nii.gz", _VOXELS, shape=(8, 8, 40)), "truncated or corrupt"),
+    "header claims 1.6e9 voxels": (lambda tmp_path, tmp_nifti: _raw_nifti(
+        tmp_path / "huge.nii.gz", _VOXELS, shape=(2000, 2000, 400)), "more than the limit"),
+
     "missing": (lambda tmp_path, tmp_nifti: tmp_path / "absent.nii.gz", "does not exist"),
     "text": (lambda tmp_path, tmp_nifti: _not_nifti_text(tmp_path), "not a readable NIfTI"),
     "gzip of garbage": (lambda tmp_path, tmp_nifti: _gzip_of_garbage(tmp_path), "not a readable NIfTI"),

@@ -43,7 +43,9 @@ def _save(path: Path, data, affine=None) -> Path:
 def workdir_without_checkpoint(tmp_path) -> Path:
     workdir = tmp_path / "run"
     workdir.mkdir()
-    (workdir / "config.json").write_text(json.dumps({"seed": 0, "sim": {"factor": 4}}))
+    from launch.configs import demo
+
+    (workdir / "config.json").write_text(json.dumps(demo.get_config("tiny").to_dict()))   # a valid config
     return workdir
 
 

@@ -85,6 +85,7 @@ def test_failing_storage_fails_loudly_and_keeps_the_previous_checkpoint(tmp_path
 
 
 def test_damaged_config_json_is_a_clear_error(tmp_path):
+    (tmp_path / "checkpoints" / "2").mkdir(parents=True)   # a run that saved: its config binds
     (tmp_path / "config.json").write_text('{"seed": 0, "data": ')
     with pytest.raises(UserError, match="config.json is not valid JSON"):
         train.train_and_evaluate(_config(), tmp_path)

@@ -19,8 +19,10 @@ import pytest
 from tests.training.helpers import ROOT, run_train, train_command, train_env
 
 STEPS = 8
+# best/ and the latest checkpoint are saved at the same steps (as in the shipped configs), so a
+# kill can fall between their commits, and a damaged latest leaves best/ ahead of the resumed step.
 COMMON = (f"--config.train.num_steps={STEPS}", "--config.train.checkpoint_every=2",
-          f"--config.train.eval_every={STEPS}")
+          "--config.train.eval_every=2")
 
 
 def _params(workdir: Path, step: int) -> dict:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 from pathlib import Path
 from typing import Iterator
 
@@ -145,7 +146,10 @@ def _build(builder: common.IqtBuilder, progress: bool) -> None:
     download_config = tfds.download.DownloadConfig(
         manual_dir=str(source) if source.is_dir() else None,
         compute_stats=tfds.download.ComputeStatsMode.SKIP)
-    with tqdm.tqdm(desc=f"building {builder.name}", unit="subject", disable=not progress) as bar:
+    # The bar shows on a terminal only and is erased when done, so that an error is the only line
+    # left; TFDS's own "Downloading and preparing" note on stdout is dropped (the command summarises).
+    with tqdm.tqdm(desc=f"building {builder.name}", unit="subject", disable=None if progress else True,
+                   leave=False) as bar, contextlib.redirect_stdout(io.StringIO()):
         builder.progress = bar
         try:
             builder.download_and_prepare(download_config=download_config)

@@ -99,8 +99,9 @@ def read_manifest(path: Path) -> list[Row]:
                 rows.append(row)
     except (UnicodeDecodeError, csv.Error) as e:
         raise UserError(f"{where} is not a readable CSV file ({e})") from None
-    if not any(r.split == "train" for r in rows):
-        raise UserError(f"{where} has no row with split 'train'; at least one is needed")
+    for split, why in (("train", "to train on"), ("validation", "for training's validation")):
+        if not any(r.split == split for r in rows):
+            raise UserError(f"{where} has no row with split '{split}'; at least one is needed {why}")
     return rows
 
 
