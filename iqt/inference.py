@@ -12,12 +12,12 @@ convention's (`iqt.data.nifti.hf_affine_from_lf`).
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from scipy import ndimage
 from tqdm import tqdm
 
 from iqt import figures
@@ -26,8 +26,8 @@ from iqt.data.normalization import brain_mask, lf_scale
 from iqt.errors import UserError
 from iqt.interpolation import interpolate_slices
 from iqt.orientation import Reorientation
-from iqt.tiling import (DEFAULT_MARGIN_LF, DEFAULT_TILE_LF, check_tile_size, grow_tile, iter_tile_batches,
-                        iter_tiles, plan_tiles)
+from iqt.tiling import (DEFAULT_MARGIN_LF, DEFAULT_TILE_LF, TilePlan, check_tile_size, grow_tile,
+                        iter_tile_batches, iter_tiles, plan_tiles)
 
 PredictFn = Callable[[np.ndarray], np.ndarray]
 """(B, X, Y, Z_lf) normalised LF tiles → (B, X, Y, Z_lf · r) HF tiles, float32."""
@@ -85,7 +85,7 @@ class Predictor:
     multiple: tuple[int, int, int] = (1, 1, 1)
 
     def tile_plan(self, lf_shape: tuple[int, int, int], tile_lf=DEFAULT_TILE_LF,
-                  margin_lf=DEFAULT_MARGIN_LF) -> "iqt.tiling.TilePlan":
+                  margin_lf=DEFAULT_MARGIN_LF) -> TilePlan:
         """The tiles `enhance` cuts a volume of `lf_shape` into (also for the evaluation's seam score)."""
         return plan_tiles(lf_shape, grow_tile(tile_lf, margin_lf, self.multiple), margin_lf, self.multiple)
 
@@ -164,9 +164,12 @@ def enhance_lf(lf: np.ndarray, predictor: "Predictor", mask: np.ndarray | None =
     (`mask`, default: voxels > 0 of a skull-stripped input) is divided by its
     mean (`lf_scale`), the background is zeroed as in training, and the
     network's output is multiplied back. Outputs are magnitudes: negatives are
-    clipped to 0. Outside the brain (the mask repeated over each LF slice's r HF
-    slices) the output is the input's background (the input outside the mask)
-    upsampled by cubic splines, not invented: 0 for a skull-stripped input.
+    clipped to 0. The background is the input outside the mask upsampled by
+    cubic splines, never invented (0 for a skull-stripped input). Inside the
+    brain (the mask over each LF slice's r HF slices) the output is the
+    network's; in the LF slices next to the brain along the slices, where the
+    brain's edge lies somewhere inside a thick slice and the network was
+    trained to place it, the network's part and the background add up.
     """
     lf = np.asarray(lf, np.float32)
     mask = brain_mask(lf) if mask is None else np.asarray(mask, bool)
@@ -175,12 +178,13 @@ def enhance_lf(lf: np.ndarray, predictor: "Predictor", mask: np.ndarray | None =
     hf = predictor.enhance(brain, **enhance_options)
     np.maximum(hf, 0.0, out=hf)
     hf *= scale
-    hf_mask = np.repeat(mask, predictor.factor, axis=-1)
-    if not hf_mask.all():
-        background = np.where(mask, np.float32(0.0), lf)
-        background = np.maximum(interpolate_slices(background, predictor.factor, 3), 0.0)
-        hf = np.where(hf_mask, hf, background)
-    return hf
+    if mask.all():
+        return hf
+    reach = ndimage.binary_dilation(mask, np.ones((1, 1, 3), bool))   # ± one LF slice
+    brain, reach = (np.repeat(m, predictor.factor, axis=-1) for m in (mask, reach))
+    background = np.where(mask, np.float32(0.0), lf)
+    background = np.maximum(interpolate_slices(background, predictor.factor, 3), 0.0)
+    return np.where(brain, hf, np.where(reach, hf + background, background))
 
 
 def load_reference(path: str | os.PathLike, lf_volume, slice_axis: int, factor: int) -> np.ndarray:

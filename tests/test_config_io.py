@@ -1,6 +1,4 @@
 """Configs: every shipped config resolves, overrides apply, and config.json round-trips."""
-import subprocess
-import sys
 from pathlib import Path
 
 import ml_collections

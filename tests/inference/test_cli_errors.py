@@ -5,7 +5,6 @@ stderr, exit status 2, no traceback, and no output file (nor a temporary one).
 """
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import subprocess

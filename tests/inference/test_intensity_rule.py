@@ -65,10 +65,15 @@ def test_outputs_are_magnitudes_and_the_background_is_the_upsampled_input():
     predictor = inference.Predictor(Recorder(fill=lambda hf: hf - 3.0), FACTOR)   # negative inside
     hf = inference.enhance_lf(lf, predictor, mask, tile_lf=(64, 64, 64), progress=False)
     assert hf.shape == (8, 8, 6 * FACTOR) and hf.min() >= 0.0
-    hf_mask = np.repeat(mask, FACTOR, axis=-1)
-    assert np.all(hf[hf_mask] == 0.0)                # negatives clipped
+    brain = np.repeat(mask, FACTOR, axis=-1)
+    reach = np.zeros_like(mask)
+    reach[2:6, 2:6, 0:6] = True                      # one LF slice beyond the brain along the slices
+    reach = np.repeat(reach, FACTOR, axis=-1)
+    assert np.all(hf[brain] == 0.0)                  # negatives clipped
     cubic = np.maximum(interpolate_slices(np.where(mask, 0.0, lf), FACTOR, 3), 0.0)
-    np.testing.assert_array_equal(hf[~hf_mask], cubic[~hf_mask])
+    np.testing.assert_array_equal(hf[~reach], cubic[~reach])          # the background, not invented
+    network = np.maximum(np.repeat(lf / lf[mask].mean(), FACTOR, axis=-1) - 3.0, 0.0) * lf[mask].mean()
+    np.testing.assert_allclose(hf[reach & ~brain], (network + cubic)[reach & ~brain], rtol=1e-5)
     (seen,) = predictor.predict_fn.inputs            # the network saw a zero background
     assert np.all(seen[0][~mask] == 0.0)
     assert np.mean(seen[0][mask]) == pytest.approx(1.0, rel=1e-6)

@@ -6,7 +6,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from iqt import checkpointing, train
+from iqt import train
 from iqt.errors import UserError
 from launch.configs import demo
 
