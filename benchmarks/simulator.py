@@ -124,10 +124,13 @@ def volume_benchmark(reps: int) -> dict:
     hf = smooth_volume(VOLUME_SHAPE)
     tissue = random_tissue(rng, VOLUME_SHAPE)
     n_lf = VOLUME_SHAPE[-1] // FACTOR
-    reference = simulators.default_config("T1w", FACTOR)
-    blur_only = simulators.default_config("T1w", FACTOR)
+    # The published protocol (fixed widths, no in-plane blur), as scipy computes it: no background
+    # removal, so that the two pipelines compute the same thing.
+    reference = simulators.default_config("T1w", FACTOR, protocol="published")
+    reference.lf_brain_threshold = 0.0
+    blur_only = simulators.default_config("T1w", FACTOR, protocol="published")
     blur_only.contrast, blur_only.noise = "none", "none"
-    thickness = reference.parameters.slice_thickness_mm.value
+    thickness = reference.parameters.slice_thickness_fraction.value * FACTOR * reference.hf_voxel_mm
     sigma_voxels = thickness / reference.hf_voxel_mm / (2 * np.sqrt(2 * np.log(2)))
     means = simulators.tissue_means_from_volume(hf, tissue, 0.5)
     params = {k: v[0] for k, v in simulators.mean_parameters(reference, 1).items()}

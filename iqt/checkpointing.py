@@ -314,7 +314,8 @@ def shape_mismatch(state_dir: Path, abstract_state: Any) -> str | None:
     read is left to the restore (which skips it as damaged).
     """
     try:
-        metadata = ocp.StandardCheckpointer().metadata(state_dir.absolute())
+        with ocp.StandardCheckpointer() as reader:
+            metadata = reader.metadata(state_dir.absolute())
         saved = {_leaf_name(p): tuple(m.shape) for p, m in
                  jax.tree_util.tree_leaves_with_path(getattr(metadata, "item_metadata", metadata))}
     except Exception:  # damaged: the restore reports it

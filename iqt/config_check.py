@@ -21,7 +21,7 @@ SEED_RANGE = (0, 2**32)  # seeds are uint32 (jax.random.key), like numpy's legac
 # train fields: (smallest allowed value, type); every one must be present.
 _TRAIN_INTEGERS = {"batch_size": 1, "num_steps": 1, "log_every": 1, "eval_every": 1,
                    "num_eval_patches": 1, "checkpoint_every": 1, "keep_checkpoints": 1,
-                   "max_nonfinite_skips": 0}
+                   "max_nonfinite_skips": 0, "warmup_steps": 0}
 _TRAIN_REALS = {"learning_rate": False, "lr_decay_rate": True}  # field: whether 0 is allowed
 
 
@@ -107,8 +107,12 @@ def _check_train(train: ml_collections.ConfigDict, data: ml_collections.ConfigDi
               and (value > 0 or (zero_ok and value == 0)))
         if not ok:
             raise UserError(f"train.{field}={value!r} must be a finite number {'>=' if zero_ok else '>'} 0")
-    if not isinstance(train.progress_bar, bool):
-        raise UserError(f"train.progress_bar={train.progress_bar!r} must be true or false")
+    for field in ("progress_bar", "augment"):
+        if not isinstance(train[field], bool):
+            raise UserError(f"train.{field}={train[field]!r} must be true or false")
+    from iqt.train_step import LR_SCHEDULES
+    if train.lr_schedule not in LR_SCHEDULES:
+        raise UserError(f"train.lr_schedule={train.lr_schedule!r} is not one of {LR_SCHEDULES}")
     group = data.patches_per_volume * data.volumes_per_shuffle
     if group < train.batch_size:
         raise UserError(f"data.patches_per_volume x data.volumes_per_shuffle = {group} must be at least "

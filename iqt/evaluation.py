@@ -36,7 +36,7 @@ from simulators import distributions
 from iqt import metrics
 from iqt.interpolation import INTERPOLATION_ORDERS, interpolate_slices
 from iqt.errors import UserError
-from iqt.io_utils import atomic_path, atomic_write_text
+from iqt.io_utils import atomic_write_text
 from iqt.tiling import DEFAULT_TILE_LF, check_tile_size
 
 METHODS = ("IQT", *INTERPOLATION_ORDERS)
@@ -235,9 +235,8 @@ def markdown_table(table: pd.DataFrame) -> str:
 
 def save_figure(table: pd.DataFrame, path: str | os.PathLike) -> None:
     """Mean ± SD of each metric per setting (x axis), one marker colour per method."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from iqt import figures
+    plt = figures.plt
 
     stats, columns = summary(table), metric_columns(table)
     stats[[(m, "std") for m in columns]] = stats[[(m, "std") for m in columns]].fillna(0.0)  # bars
@@ -257,9 +256,7 @@ def save_figure(table: pd.DataFrame, path: str | os.PathLike) -> None:
     axes[0].legend(fontsize="small")
     fig.suptitle("simulated low-field test data: mean ± SD over subjects")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    figures.save_png(fig, path)
 
 
 def write_report(table: pd.DataFrame, out_dir: str | os.PathLike) -> dict[str, Path]:

@@ -9,7 +9,6 @@ every panel in one intensity window.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Sequence
 
 import matplotlib
@@ -22,6 +21,15 @@ from iqt.io_utils import atomic_path  # noqa: E402
 
 PLANES = ("axial (x–y)", "coronal (x–z)", "sagittal (y–z)")
 
+
+
+def save_png(fig, path: str | os.PathLike) -> None:
+    """Writes `fig` to `path` atomically as a PNG and closes it, written or not."""
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
 
 def _planes(volume: np.ndarray, z_scale: float) -> list[tuple[np.ndarray, float]]:
     """Central axial, coronal and sagittal sections with their display aspect."""
@@ -53,9 +61,7 @@ def save_comparison(path: str | os.PathLike, columns: dict[str, tuple[np.ndarray
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_png(fig, path)
 
 
 # (plane, world axis it cuts, the letter on the screen's left, the letter at the top)
@@ -138,9 +144,7 @@ def save_volume_comparison(path: str | os.PathLike, columns: dict[str, tuple[np.
                f"thickness; one window [{low:.3g}, {high:.3g}] from {window_from or names[0]}")
     fig.suptitle(f"{title}\n{caption}" if title else caption, fontsize=9)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def save_enhancement_figure(path: str | os.PathLike, lf: np.ndarray, iqt: np.ndarray, factor: int,
@@ -177,6 +181,4 @@ def save_loss_curves(path: str | os.PathLike, records: list[dict]) -> None:
     ax.set_xlabel("step"), ax.set_ylabel("MSE loss"), ax.set_yscale("log")
     ax.grid(True, which="both", alpha=0.3), ax.legend()
     fig.tight_layout()
-    with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_png(fig, path)

@@ -2,11 +2,12 @@
 
 Along each axis, tiles of one size start on multiples of the network's
 pooling factor (so every tile pools on the same grid) and overlap their
-neighbours by at least 2 · margin. A tile's prediction is not trusted within
-`margin` voxels of an edge it shares with another tile (the network lacked
-context there); across the rest of an overlap the two tiles are cross-faded
-with a raised-cosine (Hann) ramp, smooth at both ends so that no seam shows. The weights of all tiles sum to one at every voxel, so the blend is
-a weighted sum with no normalisation. Among the tilings with tiles no larger
+neighbours by at least 2 · margin + fade, fade = max(1, margin // 2). A
+tile's prediction is not trusted within `margin` voxels of an edge it shares
+with another tile (the network lacked context there); across the rest of an
+overlap, at least `fade` voxels, the two tiles are cross-faded with a raised-cosine (Hann) ramp, smooth at both ends
+so that no seam shows. The weights of all tiles sum to one at every voxel, so
+the blend is a weighted sum with no normalisation. Among the tilings with tiles no larger
 than asked, the plan computes the fewest voxels.
 """
 from __future__ import annotations
@@ -38,8 +39,8 @@ def check_tile_size(tile) -> tuple[int, int, int]:
 
 def grow_tile(tile_lf, margin_lf, multiple) -> tuple[int, int, int]:
     """`tile_lf`, grown (with a warning) to the smallest tile that tiles any length:
-    2 · margin + the network's input multiple, rounded up to that multiple."""
-    smallest = tuple(-(-(2 * m + k) // k) * k for m, k in zip(margin_lf, multiple))
+    2 · margin + fade + the network's input multiple, rounded up to that multiple."""
+    smallest = tuple(-(-(2 * m + fade(m) + k) // k) * k for m, k in zip(margin_lf, multiple))
     grown = tuple(max(int(t), s) for t, s in zip(tile_lf, smallest))
     if grown != tuple(int(t) for t in tile_lf):
         logging.warning("--tile %s is smaller than its margins %s allow; using %s",
@@ -86,10 +87,15 @@ def _spread_starts(padded: int, size: int, count: int, multiple: int) -> tuple[i
     return tuple(multiple * round(i * steps / (count - 1)) for i in range(count))
 
 
+def fade(margin: int) -> int:
+    """Voxels over which two tiles cross-fade, beyond the margins they discard (none without margins)."""
+    return max(1, margin // 2) if margin else 0
+
+
 def _valid(starts: tuple[int, ...], size: int, margin: int) -> bool:
-    """Neighbours overlap by at least 2 · margin, and one cross-fade ends before the next begins."""
+    """Neighbours overlap by at least 2 · margin + fade, and one cross-fade ends before the next begins."""
     steps = [b - a for a, b in zip(starts, starts[1:])]
-    overlaps_ok = all(0 < d <= size - 2 * margin for d in steps)
+    overlaps_ok = all(0 < d <= size - 2 * margin - fade(margin) for d in steps)
     return overlaps_ok and all(d + e >= size - 2 * margin for d, e in zip(steps, steps[1:]))
 
 
@@ -101,7 +107,7 @@ def plan_axis(length: int, max_size: int, margin: int, multiple: int = 1) -> Axi
         return AxisTiling(length, padded, padded, (0,), margin)
     best, best_total = None, None
     for count in range(2, padded // multiple + 2):
-        lower = -(-(padded + (count - 1) * 2 * margin) // (count * multiple)) * multiple
+        lower = -(-(padded + (count - 1) * (2 * margin + fade(margin))) // (count * multiple)) * multiple
         if best_total is not None and count * lower >= best_total:
             break  # more tiles can only compute more voxels from here on
         for size in range(lower, cap + 1, multiple):
@@ -132,14 +138,16 @@ class TilePlan:
         return float(np.prod([len(a.starts) * a.size / a.length for a in self.axes]))
 
     def slice_borders_lf(self) -> list[int]:
-        """LF slice indices where a tile begins or ends strictly inside the volume (sorted).
+        """LF slice indices where one tile starts or ends handing over to the next along the
+        slices (the ends of each cross-fade), strictly inside the volume, sorted.
 
         Index b means a border between LF slices b - 1 and b (HF slices r·b - 1
-        and r·b).
+        and r·b): where a seam would show.
         """
-        axis = self.axes[2]
-        edges = {e for start in axis.starts for e in (start, start + axis.size)}
-        return sorted(int(e) for e in edges if 0 < e < axis.length)
+        a = self.axes[2]
+        edges = {e for left, right in zip(a.starts, a.starts[1:])
+                 for e in (right + a.margin, left + a.size - a.margin)}
+        return sorted(int(e) for e in edges if 0 < e < a.length)
 
 
 def plan_tiles(shape: tuple[int, int, int], tile_lf=DEFAULT_TILE_LF, margin_lf=DEFAULT_MARGIN_LF,

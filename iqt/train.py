@@ -31,7 +31,7 @@ from iqt.metric_writers import MetricWriter, drawn_simulator_parameters, read_js
 from iqt.models import create_model
 from iqt.progress import Progress
 from iqt.run_guard import StopRequest, workdir_lock
-from iqt.train_step import (SUBJECT_DRAWS, TrainState, create_train_state, learning_rate_schedule,
+from iqt.train_step import (EVAL_DRAWS, SUBJECT_DRAWS, TrainState, create_train_state, learning_rate_schedule,
                             make_optimizer, make_steps, simulate_pairs)
 
 
@@ -104,7 +104,7 @@ def make_eval_set(config, mesh, margin: int) -> EvalSet:
                                      slice_margin=margin, seed=config.seed, sim_config=config.sim)
     batch = parallel.to_global({k: parallel.process_share(v) for k, v in batch.items()}, mesh)
     root = jax.random.key(config.seed)
-    key, subject_key = jax.random.fold_in(root, 2**31 - 1), jax.random.fold_in(root, SUBJECT_DRAWS)
+    key, subject_key = jax.random.fold_in(root, EVAL_DRAWS), jax.random.fold_in(root, SUBJECT_DRAWS)
     lf, target, _ = jax.jit(lambda b: simulate_pairs(key, b, config.sim, subject_key))(batch)
     return EvalSet(lf=lf, first_lf=_gather(lf)[0], target=_gather(target))
 
@@ -183,7 +183,7 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, stop: StopRequest) 
     writer = MetricWriter(workdir, resume_step=start, enabled=jax.process_index() == 0)
     writer.write_config(start, config)
     train_step, predict = make_steps(model, optimizer, config.sim, config.seed,
-                                     flips=bool(config.train.get("augment", False)))
+                                     flips=config.train.augment)
     run = _Run(config, workdir, mesh, data, train_step, predict, make_eval_set(config, mesh, margin),
                checkpointer, writer, stop)
     with _storage_errors_fail_loudly():   # also the figures' and metrics' writes, and orbax's at close

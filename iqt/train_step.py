@@ -49,11 +49,11 @@ LR_SCHEDULES = ("inverse_time", "cosine")
 def learning_rate_schedule(train_config: ml_collections.ConfigDict) -> optax.Schedule:
     """`train.lr_schedule`: 'inverse_time' (published: lr / (1 + lr_decay_rate · t)) or
     'cosine' (linear warm-up over `warmup_steps`, then a cosine decay to 0 at `num_steps`)."""
-    kind = train_config.get("lr_schedule", "inverse_time")
+    kind = train_config.lr_schedule
     if kind == "inverse_time":
         return inverse_time_decay(train_config.learning_rate, train_config.lr_decay_rate)
     if kind == "cosine":
-        warmup = int(train_config.get("warmup_steps", 0))
+        warmup = int(train_config.warmup_steps)
         return optax.warmup_cosine_decay_schedule(0.0, train_config.learning_rate, warmup,
                                                   max(int(train_config.num_steps), warmup + 1))
     raise ValueError(f"train.lr_schedule={kind!r} is not one of {LR_SCHEDULES}")
@@ -75,8 +75,9 @@ def create_train_state(key: jax.Array, model: nn.Module, optimizer: optax.Gradie
                       skipped=jnp.zeros((), jnp.int32))
 
 
-SUBJECT_DRAWS = 2**31 - 2   # the stream of per-subject draws, folded into the run's root key
-AUGMENT_DRAWS = 2**31 - 3   # the stream of flips, folded into the step's key
+EVAL_DRAWS = 2**31 - 1      # the streams of a run's root key: the validation set's draws, …
+SUBJECT_DRAWS = 2**31 - 2   # … the per-subject draws (folded into the run's root key), …
+AUGMENT_DRAWS = 2**31 - 3   # … and the flips (folded into the step's key)
 
 
 def _theta_keys(key: jax.Array, subject_key: jax.Array, batch: dict, draw_mode: str) -> jax.Array:

@@ -16,11 +16,10 @@ seam; interpolation is scored at the same borders as a control).
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 from absl import flags
-
-from pathlib import Path
 
 from iqt import cli, io_utils
 from iqt.errors import UserError

@@ -10,11 +10,10 @@ interpolation along the slices, IQT and the truth, in the truth's intensity wind
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 from absl import flags
-
-from pathlib import Path
 
 from iqt import cli, io_utils
 from iqt.data import nifti
@@ -49,7 +48,7 @@ flags.mark_flags_as_required(["workdir", "input", "output"])
 def main(argv: Sequence[str]) -> None:
     del argv
     _check_output(_OUTPUT.value, _INPUT.value or [])
-    from iqt.inference import enhance_files, figure_path
+    from iqt.infer_files import enhance_files, figure_path
     outputs = enhance_files(_INPUT.value, _OUTPUT.value, _WORKDIR.value, checkpoint=_CHECKPOINT.value,
                             slice_axis=_SLICE_AXIS.value, mask_path=_MASK.value,
                             batch_size=_BATCH_SIZE.value, tile_lf=_TILE.value, progress=_PROGRESS.value,

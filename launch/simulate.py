@@ -4,8 +4,9 @@
         --output LF.nii.gz --config launch/configs/simulate.py[:FLAIR] --seed N [--slice_axis 2]
 
 Simulates on the given intensities (nothing is normalised). Thick slices are
-stacked along --slice_axis (default 2); the physical widths of the config (mm)
-apply at the input's voxel size along that axis. The tissue maps (all three or
+stacked along --slice_axis (default 2); the HF voxel size is the input's along
+that axis, and the slice thickness and gap follow it (fractions of the slice
+spacing r × voxel size). The tissue maps (all three or
 none) are needed by every contrast model but `--config.sim.contrast=none`. The
 LF volume is written with the slice convention's affine
 (`iqt.data.nifti.lf_affine_from_hf`); the factor, the HF voxel size used and the

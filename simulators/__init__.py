@@ -4,7 +4,8 @@ It turns normalised high-field (HF) patches, with their GM/WM/CSF maps, into
 low-field (LF) ones: slice-profile blur and slice sampling by a static factor r,
 optional in-plane blur, a tissue contrast change, optional gamma and bias field,
 and noise at a target SNR. Every parameter is drawn per sample from the
-distributions of the config (`default_config`), inside the jitted training step.
+distributions of the config (`default_config`), inside the jitted training step
+(or once per training subject, `draw_mode='per_subject'`).
 It knows nothing of the model.
 
     config = simulators.default_config("T1w", factor=8)

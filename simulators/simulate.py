@@ -167,8 +167,10 @@ def brain_means_by_tissue(hf: np.ndarray, tissue: Optional[np.ndarray],
 
     The volume (X, Y, Z), slice axis last, is simulated at the config's mean
     parameters without contrast change or noise; c_t is the mean over the LF
-    brain (blurred tissue sum >= `lf_brain_threshold`, or > 0) of the LF object
-    times the blurred share of tissue t. So Σ_t f_t·c_t (`lf_brain_mean`) is the
+    brain (blurred tissue sum >= `lf_brain_threshold`, or > 0) of tissue t's part
+    of the LF object (with `contrast_grid='lf'`: the LF object times tissue t's
+    blurred share; with 'hf': tissue t's share of the object, blurred). So
+    Σ_t f_t·c_t (`lf_brain_mean`) is the
     LF brain mean after a contrast change by factors f_t, before noise. Without
     maps: the LF brain mean (LF > 0), all in the first entry.
     """
@@ -192,11 +194,16 @@ def _brain_means(hf, tissue, params, *, spec, n_lf):
     if tissue is None:
         brain = lf > 0
         return jnp.stack([jnp.sum(jnp.where(brain, lf, 0.0)) / jnp.maximum(jnp.sum(brain), 1), 0.0, 0.0])
-    support = to_lf(tissue_sum(tissue))
+    total = tissue_sum(tissue)
+    support = to_lf(total)
     brain = support >= max(spec.lf_brain_threshold, _EMPTY)
     count = jnp.maximum(jnp.sum(brain), 1)
-    shares = [_relative(to_lf(tissue[..., t]), support) for t in range(3)]
-    return jnp.stack([jnp.sum(jnp.where(brain, lf * share, 0.0)) / count for share in shares])
+    if spec.contrast_grid == "hf":   # the factor map multiplies the object before the blur
+        parts = [to_lf(hf_object(hf, tissue, spec.lf_brain_threshold) * _relative(tissue[..., t], total))
+                 for t in range(3)]
+    else:                            # the blurred factor map multiplies the blurred object
+        parts = [lf * _relative(to_lf(tissue[..., t]), support) for t in range(3)]
+    return jnp.stack([jnp.sum(jnp.where(brain, part, 0.0)) / count for part in parts])
 
 
 def tissue_means_from_volume(hf: np.ndarray, tissue: Optional[np.ndarray],

@@ -31,7 +31,7 @@ _CHOICES = {"slice_profile": PROFILES, "edge_mode": EDGE_MODES, "contrast": CONT
 @dataclasses.dataclass(frozen=True)
 class SimulatorSpec:
     factor: int                   # r: HF slices per LF slice
-    hf_voxel_mm: float            # HF voxel size (isotropic), mm
+    hf_voxel_mm: float            # HF voxel size along the slices, mm
     slice_profile: str
     slice_half_width_mm: float    # static truncation of the slice profile
     inplane_half_width_mm: float  # static truncation of the in-plane blur; 0: no in-plane blur

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import zlib
 
+import jax
 import ml_collections
 import numpy as np
 
@@ -80,8 +81,9 @@ class Decoded:
     def from_example(cls, example: dict, sim_config: dict) -> "Decoded":
         """Decodes a record; `sim_config` (the `sim` section as a dict) gives the brain means."""
         tissue = common.dequantise_tissue(example["tissue"])
-        brain_means = simulators.brain_means_by_tissue(
-            example["image"], tissue, ml_collections.ConfigDict(sim_config))
+        with jax.default_device(jax.devices("cpu")[0]):   # the host's work, off the accelerator
+            brain_means = simulators.brain_means_by_tissue(
+                example["image"], tissue, ml_collections.ConfigDict(sim_config))
         return cls(subject_id=text(example["subject_id"]), image=example["image"],
                    tissue=example["tissue"], brain=brain_from_tissue(example["tissue"]),
                    tissue_means=np.asarray(example["tissue_means"], dtype=np.float32),

@@ -76,9 +76,9 @@ def create_model(model_config: ml_collections.ConfigDict, factor: int) -> SliceU
         base_features=int(model_config.base_features),
         levels=int(model_config.levels),
         style=MODEL_NAMES[name],
-        decoder_bottleneck_core=bool(model_config.get("decoder_bottleneck_core", True)),
+        decoder_bottleneck_core=bool(model_config.decoder_bottleneck_core),
         impl=conv_impl.resolve_impl(impl),
         dtype=COMPUTE_DTYPES[dtype],
-        bn_momentum=_momentum(model_config.get("bn_momentum", 0.99)),
-        residual=_choice(model_config, "residual", RESIDUALS) if "residual" in model_config else "none",
+        bn_momentum=_momentum(model_config.bn_momentum),
+        residual=_choice(model_config, "residual", RESIDUALS),
     )

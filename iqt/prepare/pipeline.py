@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from iqt import figures
-from iqt.data.nifti import Volume, check_same_grid, find_slice_axis, save_volume, voxel_sizes_from_affine
+from iqt.data.nifti import (NIFTI_SUFFIXES, Volume, check_same_grid, find_slice_axis, save_volume,
+                            voxel_sizes_from_affine)
 from iqt.errors import UserError
 from iqt.io_utils import atomic_write_text
 from iqt.prepare.bias import n4_correct
@@ -30,7 +31,6 @@ from iqt.prepare.spacing import TrainingGrid, check_spacing, resample_in_plane
 
 STEPS = ("n4", "brain", "crosstalk", "resample")
 SEQUENCES = ("T1w", "T2w", "FLAIR")
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

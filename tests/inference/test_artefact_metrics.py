@@ -114,12 +114,17 @@ def test_reference_ssim_is_skimages_on_masked_volumes():
     assert ref["rmse_ref"] == pytest.approx(np.sqrt(np.mean((estimate - truth)[mask] ** 2)))
 
 
-def test_slice_borders_are_where_tiles_meet_inside_the_volume():
+def test_slice_borders_are_where_one_tile_hands_over_to_the_next():
     side_by_side = plan_tiles((20, 20, 16), tile_lf=(32, 32, 4), margin_lf=(0, 0, 0))
     assert side_by_side.slice_borders_lf() == [4, 8, 12]
     whole = plan_tiles((20, 20, 16), tile_lf=(32, 32, 32), margin_lf=(0, 0, 0))
     assert whole.slice_borders_lf() == []
     overlapping = plan_tiles((20, 20, 14), tile_lf=(32, 32, 8), margin_lf=(0, 0, 1))
     axis = overlapping.axes[2]
-    expected = sorted({e for s in axis.starts for e in (s, s + axis.size)} - {0} - set(range(14, 99)))
-    assert overlapping.slice_borders_lf() == expected and len(expected) >= 2
+    weights = axis.weights()
+    # the ends of each cross-fade: where the right tile's weight leaves 0 and where it reaches 1
+    expected = set()
+    for i, (left, right) in enumerate(zip(axis.starts, axis.starts[1:])):
+        w = weights[i + 1]
+        expected |= {right + int(np.argmax(w > 0)), right + int(np.argmax(w >= 1.0))}
+    assert overlapping.slice_borders_lf() == sorted(e for e in expected if 0 < e < 14) and len(expected) >= 2

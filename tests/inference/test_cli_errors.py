@@ -78,7 +78,8 @@ def test_bad_inputs_give_one_line_exit_2_and_no_output(tmp_path, workdir_without
 
 
 def test_a_work_directory_without_checkpoint(tmp_path, workdir_without_checkpoint):
-    scan = _save(tmp_path / "scan.nii.gz", np.ones((8, 8, 4), np.float32))
+    scan = _save(tmp_path / "scan.nii.gz", np.ones((8, 8, 4), np.float32),
+                 np.diag([1.0, 1.0, 8.0, 1.0]))                   # the run's spacing: x8 on 1 mm
     out = tmp_path / "out"
     result = run_module("launch.infer", f"--workdir={workdir_without_checkpoint}", f"--input={scan}",
                         f"--output={out}/enhanced.nii.gz", cwd=tmp_path)

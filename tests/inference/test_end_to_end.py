@@ -70,7 +70,7 @@ def test_tiles_beyond_the_receptive_field_give_the_whole_volume_answer(run):
     whole = enhance_volume(lf, predictor.predict_fn, 8, tile_lf=(64, 64, 8), multiple=predictor.multiple,
                            progress=False)
     assert whole.shape == (44, 38, 48)
-    tiled = enhance_volume(lf, predictor.predict_fn, 8, tile_lf=(32, 32, 8), margin_lf=(12, 12, 2),
+    tiled = enhance_volume(lf, predictor.predict_fn, 8, tile_lf=(40, 40, 8), margin_lf=(12, 12, 2),
                            multiple=predictor.multiple, batch_size=3, progress=False)
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
 

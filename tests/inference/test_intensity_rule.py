@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import simulators
-from iqt import inference
+from iqt import infer_files, inference
 from iqt.interpolation import interpolate_slices
 from tests.simulators.helpers import smooth_tissue, smooth_volume
 
@@ -51,7 +51,7 @@ def test_the_network_sees_the_same_input_in_training_and_in_launch_infer(tmp_pat
     nib.save(nib.Nifti1Image(lf, np.diag([1.0, 1.0, float(FACTOR), 1.0])), source)
     recorder = Recorder()
     predictor = inference.Predictor(recorder, FACTOR)
-    inference.enhance_file(source, tmp_path / "out.nii.gz", predictor, tile_lf=(64, 64, 64),
+    infer_files.enhance_file(source, tmp_path / "out.nii.gz", predictor, tile_lf=(64, 64, 64),
                            progress=False, figure=False)
     (seen,) = recorder.inputs
     np.testing.assert_allclose(seen[0], lf / training_scale, rtol=1e-6, atol=1e-7)

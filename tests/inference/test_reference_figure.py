@@ -10,7 +10,8 @@ from iqt import metrics
 from iqt.data.nifti import hf_affine_from_lf
 from iqt.errors import UserError
 from iqt.evaluation import interpolate_slices
-from iqt.inference import Predictor, enhance_file
+from iqt.infer_files import enhance_file
+from iqt.inference import Predictor
 
 FACTOR = 3
 

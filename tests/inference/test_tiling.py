@@ -8,7 +8,7 @@ import pytest
 from scipy import ndimage
 
 from iqt.inference import Predictor, enhance_volume
-from iqt.tiling import plan_axis, plan_tiles
+from iqt.tiling import plan_axis, plan_tiles, fade
 
 FACTOR = 4
 
@@ -55,13 +55,14 @@ def test_plan_picks_fewer_computed_voxels_than_naive_stepping():
     # 256 voxels, tiles <= 144, margin 8: two tiles of 144 (288 computed), not three
     axis = plan_axis(256, 144, 8, 16)
     assert len(axis.starts) * axis.size == 288
-    plan = plan_tiles((512, 512, 28), (144, 144, 32), (8, 8, 2), (16, 16, 2))
+    plan = plan_tiles((512, 512, 28), (272, 272, 32), (8, 8, 2), (16, 16, 2))   # the default tile
     assert plan.overlap_waste < 1.3
+    assert plan_tiles((512, 512, 28), (144, 144, 32), (8, 8, 2), (16, 16, 2)).overlap_waste < 2.0
 
 
 def test_whole_volume_answer_for_any_tile_size(volume):
     expected = local_predict(volume[None])[0]
-    for tile in [(64, 64, 16), (16, 16, 4), (20, 12, 6), (8, 10, 3)]:
+    for tile in [(64, 64, 16), (16, 16, 4), (20, 12, 6), (8, 10, 4)]:
         out = enhance_volume(volume, local_predict, FACTOR, tile_lf=tile, margin_lf=(2, 2, 1),
                              progress=False)
         assert out.shape == (37, 29, 9 * FACTOR) and out.dtype == np.float32
@@ -72,7 +73,7 @@ def test_padding_to_the_network_multiple_mirrors_the_far_end(volume):
     multiple = (8, 8, 2)
     padded = np.pad(volume, [(0, 3), (0, 3), (0, 1)], mode="symmetric")   # to 40, 32, 10
     expected = local_predict(padded[None])[0][:37, :29, :9 * FACTOR]
-    for tile in [(40, 32, 10), (16, 16, 4)]:
+    for tile in [(40, 32, 10), (16, 16, 6)]:
         out = enhance_volume(volume, local_predict, FACTOR, tile_lf=tile, margin_lf=(2, 2, 1),
                              multiple=multiple, progress=False)
         np.testing.assert_allclose(out, expected, atol=1e-5)
@@ -127,3 +128,16 @@ def test_the_predictor_cuts_the_tiles_it_is_asked_for():
     plan = plan_tiles(volume.shape, (16, 16, 8), (2, 2, 2))
     assert set(shapes) == {tuple(a.size for a in plan.axes)} and len(shapes) == plan.num_tiles
     np.testing.assert_allclose(out, local_predict(volume[None])[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("length, tile, margin", [(64, 32, 2), (256, 128, 8), (12, 8, 1), (512, 272, 8)])
+def test_neighbours_cross_fade_over_at_least_the_fade_beyond_their_margins(length, tile, margin):
+    axis = plan_axis(length, tile, margin)
+    weights = axis.weights()
+    for i, (left, right) in enumerate(zip(axis.starts, axis.starts[1:])):
+        overlap = slice(right, left + axis.size)
+        w_left, w_right = weights[i][overlap.start - left:], weights[i + 1][:overlap.stop - right]
+        assert np.all(w_left[:margin] == 1.0) and np.all(w_right[-margin:] == 1.0)   # margins discarded
+        partial = np.count_nonzero((w_right > 0) & (w_right < 1))
+        assert partial >= fade(margin), (axis, partial)                               # a real cross-fade
+        np.testing.assert_allclose(w_left + w_right, 1.0, atol=1e-6)

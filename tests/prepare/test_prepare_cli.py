@@ -6,6 +6,9 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
+
+from iqt import config_io
+from launch.configs.demo import get_config
 import SimpleITK as sitk
 
 from iqt.prepare.brain import dice
@@ -24,7 +27,9 @@ def dicom_head(tmp_path_factory):
     write_dicom_series(scan, folder, number=4, description="T1 AX LOWFIELD")
     run = folder.parent / "run"
     run.mkdir()
-    (run / "config.json").write_text(json.dumps({"sim": {"factor": 4, "hf_voxel_mm": 1.25}}))
+    config = get_config("tiny")                       # a run trained x4 on 1.25 mm: 5 mm slices
+    config.sim.factor, config.sim.hf_voxel_mm = 4, 1.25
+    config_io.save_config(config, run)
     return folder, brain, run
 
 

@@ -1,6 +1,6 @@
 """Inputs that fail late or tiles that are too small: every good input is still enhanced.
 
-Real NIfTI files through `iqt.inference.enhance_file`, with a stand-in network that
+Real NIfTI files through `iqt.infer_files.enhance_file`, with a stand-in network that
 repeats each LF slice r times: the tiled, blended result must equal that
 repetition exactly (the blending weights sum to one), whatever the tile size asked.
 """
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from iqt.errors import UserError
-from iqt.inference import Predictor, enhance_file, for_each_input
+from iqt.infer_files import enhance_file, for_each_input
+from iqt.inference import Predictor
 from simulators import SimulatorInputError
 from simulators.simulate import tissue_means_from_volume
 

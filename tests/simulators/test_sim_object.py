@@ -89,5 +89,4 @@ def test_the_training_lf_scale_equals_the_mean_that_inference_measures(grid):
     assert abs(float(contrast) - 3.0) > 0.05               # the contrast change is not the identity
     expected = simulators.lf_brain_mean(simulators.brain_means_by_tissue(image, tissue, config),
                                         means, params, spec)
-    tolerance = 1e-5 if grid == "lf" else 0.02                 # 'hf': the factor is blurred too
-    assert lf[lf > 0].mean() == pytest.approx(float(expected), rel=tolerance)
+    assert lf[lf > 0].mean() == pytest.approx(float(expected), rel=1e-5)

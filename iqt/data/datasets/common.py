@@ -36,13 +36,12 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from iqt.data import normalization
-from iqt.data.nifti import voxel_sizes_from_affine
+from iqt.data.nifti import NIFTI_SUFFIXES, voxel_sizes_from_affine
 from iqt.data.subject import Subject
 from iqt.errors import UserError
 
 SPLITS = ("train", "validation", "test")
 TISSUE_LEVELS = 255
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
 
 def features() -> tfds.features.FeaturesDict:
