@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from simulators import lf_slice_centres
+
 INTERPOLATION_ORDERS = {"nearest": 0, "linear": 1, "cubic": 3}
 
 
@@ -19,7 +21,7 @@ def slice_interpolation_matrix(n_lf: int, factor: int, order: int) -> np.ndarray
     HF slice i is read at LF coordinate (i − (r − 1)/2) / r (scipy spline of
     `order`, constant continuation beyond the outer slice centres).
     """
-    positions = (np.arange(n_lf * factor) - (factor - 1) / 2.0) / factor
+    positions = (np.arange(n_lf * factor) - lf_slice_centres(1, factor)[0]) / factor   # inverse convention
     identity = np.eye(n_lf)
     return np.stack([ndimage.map_coordinates(identity[j], positions[None], order=order, mode="nearest")
                      for j in range(n_lf)])

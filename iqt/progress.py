@@ -2,8 +2,9 @@
 
 On a terminal, a tqdm bar. Written to a file or a pipe (a cluster job's log, `| tee`),
 a bar is one ever-growing line of carriage returns, so the bar gives way to one line
-every `log_every` steps (step, loss, steps/s, ETA). Either way each validation prints
-one line. Process 0 only.
+every `log_every` steps (step, loss, steps/s, ETA) on standard output (standard error
+keeps the bar, and errors: one `error:` line). Either way each validation prints one
+line. Process 0 only.
 """
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ from tqdm import tqdm
 
 
 class Progress:
-    """Reports steps `initial + 1 .. total` on `stream` (standard error by default)."""
+    """Reports steps `initial + 1 .. total`: a bar on `stream` (default standard error) when it
+    is a terminal, else lines on `stream` (default standard output)."""
 
     def __init__(self, total: int, initial: int, *, enabled: bool = True, bar: bool = True,
                  stream: TextIO | None = None):
         self.total, self.enabled = total, enabled
-        self.stream = stream or sys.stderr
-        interactive = bar and self.stream.isatty()
+        interactive = bar and (stream or sys.stderr).isatty()
+        self.stream = stream or (sys.stderr if interactive else sys.stdout)
         self.bar = tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True,
                         file=self.stream, disable=not (enabled and interactive))
         self.lines = enabled and not interactive

@@ -81,7 +81,7 @@ class Decoded:
     def from_example(cls, example: dict, sim_config: dict) -> "Decoded":
         """Decodes a record; `sim_config` (the `sim` section as a dict) gives the brain means."""
         tissue = common.dequantise_tissue(example["tissue"])
-        with jax.default_device(jax.devices("cpu")[0]):   # the host's work, off the accelerator
+        with jax.default_device(jax.local_devices(backend="cpu")[0]):   # the host's work, off the accelerator
             brain_means = simulators.brain_means_by_tissue(
                 example["image"], tissue, ml_collections.ConfigDict(sim_config))
         return cls(subject_id=text(example["subject_id"]), image=example["image"],

@@ -38,6 +38,7 @@ def get_config(variant: str = "default"):
         c.data.patch_size_hf = (16, 16, 16)
         c.train.batch_size = 4
         c.train.num_steps = 6
+        c.train.warmup_steps = 0
         c.train.log_every = 1
         c.train.eval_every = 3
         c.train.checkpoint_every = 2

@@ -18,7 +18,8 @@ def _config(**train_overrides):
 
 
 class _NanAt:
-    """Wraps a batch iterator, putting a NaN into the HF patch of batch `index` (1-based)."""
+    """Wraps a batch iterator, filling the first HF patch of batch `index` (1-based) with NaN
+    (a NaN in the background alone is masked away: the object is HF × tissue sum in the brain)."""
 
     def __init__(self, inner, index):
         self.inner, self.index, self.count = inner, index, 0
@@ -28,7 +29,7 @@ class _NanAt:
         self.count += 1
         if self.count == self.index:
             batch["hf"] = np.array(batch["hf"], copy=True)
-            batch["hf"][0, 0, 0, 0] = np.nan
+            batch["hf"][0] = np.nan
         return batch
 
     def get_state(self):

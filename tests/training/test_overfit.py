@@ -16,6 +16,8 @@ def test_loss_on_a_fixed_batch_falls_by_a_large_factor():
     config.model.base_features = 4
     config.train.learning_rate = 3e-3
     config.sim.deterministic = True           # mean simulator parameters; only the noise varies
+    config.model.residual = "none"            # the network alone: no interpolation to lean on
+    config.train.lr_schedule = "inverse_time"  # tiny's cosine would end at its 6th step
     batch = pipeline.make_eval_batch(config.data, split="train", num_patches=4,
                                      slice_margin=simulators.required_margin(config.sim), seed=0,
                                      sim_config=config.sim)
