@@ -75,20 +75,22 @@ def lf_batch_shape(config: ml_collections.ConfigDict, batch_size: int) -> tuple[
     return batch_size, x, y, z // factor
 
 
-# Fields a resumed run may change: how long to train and how to show progress.
+# Fields a resumed run may change: how long to train (unless the learning-rate schedule
+# depends on it, as the cosine one does) and how to show progress.
 RESUMABLE_FIELDS = ("num_steps", "progress_bar")
 
 
 def _comparable(config: ml_collections.ConfigDict) -> str:
     config = ml_collections.ConfigDict(config.to_dict())
     for name in RESUMABLE_FIELDS:
-        config.train[name] = None
+        if name != "num_steps" or config.train.lr_schedule != "cosine":
+            config.train[name] = None
     return config_io.to_json(config)
 
 
 def prepare_workdir(config: ml_collections.ConfigDict, workdir: Path) -> None:
     """Saves the resolved config; on resume, refuses one that differs in more than
-    `train.num_steps` or `train.progress_bar` from the saved one."""
+    `train.num_steps` (fixed too with a cosine schedule) or `train.progress_bar` from the saved one."""
     path = workdir / config_io.CONFIG_NAME
     if (path.exists() and checkpointing.has_checkpoints(workdir)   # a run that never saved binds nothing
             and _comparable(config_io.load_config(workdir)) != _comparable(config)):

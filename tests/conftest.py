@@ -1,11 +1,21 @@
-"""Shared fixtures: small NIfTI files written with nibabel directly (not through iqt)."""
+"""Shared fixtures: small NIfTI files written with nibabel directly (not through iqt).
+
+The suite compiles the same tiny training step in many processes: JAX's persistent
+compilation cache, in a fresh folder per session (inherited by the subprocesses the
+tests start), compiles each program once.
+"""
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
+
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="iqt-tests-jax-cache-"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 
 @pytest.fixture

@@ -5,10 +5,15 @@
 
 The template at 1 mm with ×6 along the slices is the 0.36 T clinical protocol
 of the epilepsy study: a 6 mm slice spacing (5 mm slices with a 1 mm gap). Each
-patch draws its own slice thickness (4.2-6 mm), in-plane blur and (SNR_WM,
+patch draws its own slice thickness (4.5-5.5 mm), in-plane blur and (SNR_WM,
 SNR_GM) pair. Variants: `default` (a smoke test of the whole chain: a small
 network trained for minutes on one template, not a clinical model), `tiny` (a
 handful of steps on a very small network, for tests).
+
+Runtime: `bash scripts/demo.sh` (set-up, this training, enhancement and
+evaluation) took 7 min 52 s on a fresh clone on 2 CPU cores. Expected result on
+the held-out test slab: IQT 25.4 dB PSNR / SSIM 0.90 against cubic splines'
+20.9 dB / 0.83 ('mean' setting), 4-5 dB ahead in every setting (README).
 """
 from launch.configs.common import make_config
 
@@ -38,7 +43,7 @@ def get_config(variant: str = "default"):
         c.data.patch_size_hf = (16, 16, 16)
         c.train.batch_size = 4
         c.train.num_steps = 6
-        c.train.warmup_steps = 0
+        c.train.lr_schedule = "inverse_time"   # resumable with more steps (tests raise num_steps)
         c.train.log_every = 1
         c.train.eval_every = 3
         c.train.checkpoint_every = 2

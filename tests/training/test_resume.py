@@ -36,3 +36,17 @@ def test_changed_config_refuses_to_resume(tmp_path):
                                           "--config.train.learning_rate=0.5"),
                             cwd=ROOT, env=train_env(1), capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "different config" in result.stderr
+
+
+def test_more_steps_on_resume_are_allowed_unless_the_schedule_depends_on_them():
+    import ml_collections
+
+    from iqt import train
+    from launch.configs import demo
+
+    base = demo.get_config("tiny")
+    longer = ml_collections.ConfigDict(base.to_dict())
+    longer.train.num_steps += 10
+    assert train._comparable(base) == train._comparable(longer)       # inverse-time: resumable
+    base.train.lr_schedule = longer.train.lr_schedule = "cosine"
+    assert train._comparable(base) != train._comparable(longer)       # cosine: refused
