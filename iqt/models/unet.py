@@ -24,14 +24,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from iqt.interpolation import slice_interpolation_matrix
+from iqt.interpolation import INTERPOLATION_ORDERS, slice_interpolation_matrix
 from iqt.models import schedule
 from iqt.models.blocks import ConvCore, PlainConvBlock, SkipBlock, SliceUpsample
 from iqt.models.layers import (KERAS_BN_MOMENTUM, Conv3D, ConvTransposeKernelEqStride, Dtype, glorot_uniform,
                                max_pool)
 
 STYLES = ("aniso", "sr")
-RESIDUAL_ORDERS = {"linear": 1, "cubic": 3}
 
 
 def _interpolate_slices(lf: jax.Array, factor: int, order: int) -> jax.Array:
@@ -96,4 +95,4 @@ class SliceUNet(nn.Module):
         out = Conv3D(1, (1, 1, 1), self.impl, self.dtype, head_init, name="head")(h).astype(jnp.float32)
         if self.residual == "none":
             return out
-        return out + _interpolate_slices(lf.astype(jnp.float32), self.factor, RESIDUAL_ORDERS[self.residual])
+        return out + _interpolate_slices(lf.astype(jnp.float32), self.factor, INTERPOLATION_ORDERS[self.residual])
