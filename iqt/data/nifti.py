@@ -21,6 +21,7 @@ import numpy as np
 from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
 
+from simulators import lf_slice_centres
 from iqt.errors import UserError
 from iqt.io_utils import atomic_path, check_output_file
 
@@ -238,7 +239,7 @@ def lf_affine_from_hf(hf_affine: np.ndarray, factor: int, slice_axis: int = 2) -
     lf = np.array(hf_affine, dtype=np.float64)
     column = lf[:3, slice_axis].copy()
     lf[:3, slice_axis] = r * column
-    lf[:3, 3] += (r - 1) / 2 * column
+    lf[:3, 3] += lf_slice_centres(1, r)[0] * column   # LF slice 0 is centred on HF index (r - 1) / 2
     return lf
 
 
@@ -248,7 +249,7 @@ def hf_affine_from_lf(lf_affine: np.ndarray, factor: int, slice_axis: int = 2) -
     hf = np.array(lf_affine, dtype=np.float64)
     column = hf[:3, slice_axis] / r
     hf[:3, slice_axis] = column
-    hf[:3, 3] -= (r - 1) / 2 * column
+    hf[:3, 3] -= lf_slice_centres(1, r)[0] * column
     return hf
 
 
