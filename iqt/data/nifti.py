@@ -21,7 +21,6 @@ import numpy as np
 from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
 
-from simulators import lf_slice_centres
 from iqt.errors import UserError
 from iqt.io_utils import atomic_path, check_output_file
 
@@ -235,6 +234,8 @@ def _check_factor(factor: int) -> int:
 
 def lf_affine_from_hf(hf_affine: np.ndarray, factor: int, slice_axis: int = 2) -> np.ndarray:
     """The LF affine: slice column x r, origin moved (r-1)/2 HF voxels along it."""
+    from simulators import lf_slice_centres   # here: reading and writing NIfTI files needs no JAX
+
     r = _check_factor(factor)
     lf = np.array(hf_affine, dtype=np.float64)
     column = lf[:3, slice_axis].copy()
@@ -245,6 +246,8 @@ def lf_affine_from_hf(hf_affine: np.ndarray, factor: int, slice_axis: int = 2) -
 
 def hf_affine_from_lf(lf_affine: np.ndarray, factor: int, slice_axis: int = 2) -> np.ndarray:
     """The exact inverse of `lf_affine_from_hf`."""
+    from simulators import lf_slice_centres
+
     r = _check_factor(factor)
     hf = np.array(lf_affine, dtype=np.float64)
     column = hf[:3, slice_axis] / r
