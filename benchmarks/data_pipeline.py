@@ -136,7 +136,7 @@ def _with(setting: Setting, **data_fields) -> Setting:
 def decode_seconds(data) -> float:
     source = datasets.ensure_built(data).as_data_source(data.train_split)
     start = time.perf_counter()
-    patches.Decoded.from_example(source[0], SIM.to_dict())
+    patches.sampling_subject(source[0], SIM.to_dict())
     return round(time.perf_counter() - start, 3)
 
 

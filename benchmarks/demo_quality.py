@@ -73,11 +73,11 @@ def tile_invariance(workdir: Path) -> dict:
 
     import simulators
     from iqt import evaluation, inference, metrics
-    from iqt.data import pipeline
+    from iqt.data import splits
     from iqt.tiling import DEFAULT_MARGIN_LF, DEFAULT_TILE_LF
 
     predictor, config = inference.load_predictor(workdir, "best")
-    subject = pipeline.load_split_subjects(config.data, config.data.test_split)[0]
+    subject = splits.load_split_subjects(config.data, config.data.test_split)[0]
     sim = evaluation.setting_config("mean", config.sim)
     lf = np.asarray(simulators.simulate_volume(
         evaluation.setting_key(int(config.seed), "mean", subject.subject_id), subject.image, subject.tissue,

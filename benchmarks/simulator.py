@@ -132,7 +132,7 @@ def volume_benchmark(reps: int) -> dict:
     blur_only.contrast, blur_only.noise = "none", "none"
     thickness = reference.parameters.slice_thickness_fraction.value * FACTOR * reference.hf_voxel_mm
     sigma_voxels = thickness / reference.hf_voxel_mm / (2 * np.sqrt(2 * np.log(2)))
-    means = simulators.tissue_means_from_volume(hf, tissue, 0.5)
+    means = simulators.tissue_means(hf, tissue, 0.5)
     params = {k: v[0] for k, v in simulators.mean_parameters(reference, 1).items()}
     hf_dev, tissue_dev = jnp.asarray(hf), jnp.asarray(tissue)
     key = jax.random.key(0)

@@ -89,6 +89,21 @@ def set_aside_damaged_metrics(workdir: Path) -> list[int]:
     return bad
 
 
+class CheckpointSaveError(RuntimeError):
+    """A checkpoint, or another output of a run, could not be written (disk full, permission denied, ...)."""
+
+
+@contextlib.contextmanager
+def writes_fail_loudly():
+    """An `OSError` while writing a run's outputs as one `CheckpointSaveError` that says how to resume."""
+    try:
+        yield
+    except OSError as e:
+        raise CheckpointSaveError(f"could not write a checkpoint: {e}; the previous checkpoint "
+                                  f"is intact, free space or fix permissions and run the same "
+                                  f"command to resume") from e
+
+
 @contextlib.contextmanager
 def _writes_fail_as_oserror(directory: Path, on_failure: Callable[[], None]):
     """Orbax's failed (asynchronous) writes, whatever their type, as one short `OSError`."""
@@ -123,21 +138,23 @@ class Checkpointer:
             max_to_keep=1, best_fn=lambda m: m["val_loss"], best_mode="min",
             keep_checkpoints_without_metrics=False, read_only=read_only, create=not read_only))
 
+    @contextlib.contextmanager
     def _writing(self):
-        return _writes_fail_as_oserror(self.workdir, on_failure=lambda: setattr(self, "failed", True))
+        with writes_fail_loudly(), _writes_fail_as_oserror(self.workdir, lambda: setattr(self, "failed", True)):
+            yield
 
     def save(self, step: int, state: Any, data_state: dict) -> None:
         """Starts an asynchronous save of `state` and the data iterator state."""
-        check_free_space(Path(self.latest.directory), state)
         with self._writing():
+            check_free_space(Path(self.latest.directory), state)
             self.latest.save(step, args=_save_args(state, data_state), force=True)
 
     def save_if_best(self, step: int, state: Any, data_state: dict, val_loss: float) -> None:
         """Saves to `best/` if `val_loss` beats the best so far (a step it holds is kept)."""
         if step in self.best.all_steps():
             return
-        check_free_space(Path(self.best.directory), state)
         with self._writing():
+            check_free_space(Path(self.best.directory), state)
             self.best.save(step, args=_save_args(state, data_state), metrics={"val_loss": float(val_loss)},
                            force=True)
 

@@ -162,7 +162,7 @@ def evaluate_subject(subject, enhance: Enhance, sim_config: ml_collections.Confi
         sim = setting_config(name, sim_config)
         lf = np.asarray(simulators.simulate_volume(
             setting_key(seed, name, subject.subject_id), subject.image, subject.tissue,
-            setting_parameters(sim), sim, tissue_means=getattr(subject, "tissue_means", None)), np.float32)
+            setting_parameters(sim), sim, tissue_means=subject.tissue_means), np.float32)
         n_hf = lf.shape[-1] * factor
         truth = simulators.hf_object(subject.image, subject.tissue, sim.lf_brain_threshold)
         truth = np.asarray(truth[..., :n_hf], np.float32)
@@ -282,7 +282,7 @@ def evaluate_run(workdir: str | os.PathLike, *, split: str = "test",
     split name of the dataset; the report and one figure per subject
     (<subject>_mean.png) go to `out_dir` (default WORKDIR/evaluation).
     """
-    from iqt.data import pipeline
+    from iqt.data import splits
     from iqt.inference import enhance_lf, load_predictor
 
     settings, tile_lf = check_settings(settings), check_tile_size(tile_lf)
@@ -290,7 +290,7 @@ def evaluate_run(workdir: str | os.PathLike, *, split: str = "test",
     predictor, config = load_predictor(workdir, checkpoint)
     names = {"test": config.data.test_split, "validation": config.data.validation_split,
              "train": config.data.train_split}
-    subjects = pipeline.load_split_subjects(config.data, names.get(split, split))
+    subjects = splits.load_split_subjects(config.data, names.get(split, split))
     out_dir = Path(workdir) / "evaluation" if out_dir is None else Path(out_dir)
 
     def enhance(lf: np.ndarray) -> np.ndarray:

@@ -8,7 +8,6 @@ checkpoints, logs, draws figures, and survives preemption (`iqt.run_guard`).
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
@@ -35,12 +34,29 @@ from iqt.train_step import (EVAL_DRAWS, SUBJECT_DRAWS, TrainState, create_train_
                             make_optimizer, make_steps, simulate_pairs)
 
 
+def train_config(**overrides) -> ml_collections.ConfigDict:
+    """Optimisation and bookkeeping, with the published defaults (docs/method.md §4)."""
+    c = ml_collections.ConfigDict()
+    c.batch_size = 32                 # global batch, split over every device of every host
+    c.num_steps = 100_000
+    c.learning_rate = 1e-3            # Adam
+    c.lr_schedule = "inverse_time"    # 'inverse_time' (published) | 'cosine' (warm-up, then to 0)
+    c.lr_decay_rate = 1e-6            # inverse_time: lr / (1 + decay · step)
+    c.warmup_steps = 0                # cosine: linear warm-up steps
+    c.augment = False                 # random flips along x, y, the slices (and x-y transposes)
+    c.log_every = 50
+    c.eval_every = 1000
+    c.num_eval_patches = 64
+    c.checkpoint_every = 1000
+    c.keep_checkpoints = 3
+    c.max_nonfinite_skips = 0         # 0: stop at the first non-finite loss or gradient
+    c.progress_bar = True
+    c.update(overrides)
+    return c
+
+
 class TrainingDiverged(RuntimeError):
     """A non-finite loss or gradient, more often than `train.max_nonfinite_skips` allows."""
-
-
-class CheckpointSaveError(RuntimeError):
-    """A checkpoint could not be written (disk full, permission denied, ...)."""
 
 
 @dataclasses.dataclass
@@ -188,23 +204,12 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, stop: StopRequest) 
                                      flips=config.train.augment)
     run = _Run(config, workdir, mesh, data, train_step, predict, make_eval_set(config, mesh, margin),
                checkpointer, writer, stop)
-    with _storage_errors_fail_loudly():   # also the figures' and metrics' writes, and orbax's at close
+    with checkpointing.writes_fail_loudly():   # also the figures' and metrics' writes
         try:
             return _loop(run, state, start)
         finally:
             checkpointer.close()
             writer.close()
-
-
-@contextlib.contextmanager
-def _storage_errors_fail_loudly():
-    """A checkpoint write's OSError (disk full, permission denied) as a CheckpointSaveError."""
-    try:
-        yield
-    except OSError as e:
-        raise CheckpointSaveError(f"could not write a checkpoint: {e}; the previous checkpoint "
-                                  f"is intact, free space or fix permissions and run the same "
-                                  f"command to resume") from e
 
 
 def _loop(run: _Run, state: TrainState, start: int) -> dict[str, float]:
@@ -233,18 +238,15 @@ def _loop(run: _Run, state: TrainState, start: int) -> dict[str, float]:
             last_eval, prediction = evaluate(state, run.eval_set, run.predict)
             run.writer.write(step, "validation", last_eval)
             progress.validation(step, last_eval)
-            with _storage_errors_fail_loudly():
-                run.checkpointer.save_if_best(step, state, run.data.get_state(), last_eval["loss"])
+            run.checkpointer.save_if_best(step, state, run.data.get_state(), last_eval["loss"])
             save_figures(run.workdir, step, run.eval_set, prediction, run.config.sim.factor)
             run.writer.write_image(step, "validation/patch", run.workdir / "figures" / "validation_patch.png")
         if step % tc.checkpoint_every == 0 or step == tc.num_steps or stopping:
-            with _storage_errors_fail_loudly():
-                run.checkpointer.save(step, state, run.data.get_state())
+            run.checkpointer.save(step, state, run.data.get_state())
         if stopping:
             break
     progress.close()
-    with _storage_errors_fail_loudly():
-        run.checkpointer.wait()
+    run.checkpointer.wait()
     if stopping:
         print(f"stopped by {run.stop.signal_name} after step {step}; checkpoint saved. "
               f"Run the same command again to resume.", flush=True)

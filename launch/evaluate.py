@@ -23,13 +23,13 @@ from absl import flags
 
 from iqt import cli, io_utils
 from iqt.errors import UserError
+from iqt.evaluation import DEFAULT_SETTINGS, SETTINGS
 from iqt.tiling import DEFAULT_TILE_LF
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training work directory (config.json and checkpoints).")
 _SPLIT = flags.DEFINE_string("split", "test", "Held-out split: test, validation, or a dataset split name.")
-_SETTINGS = flags.DEFINE_list("settings", "mean,snr_low,snr_high,thick_slices",
-                              "Test settings of the simulator (mean, snr_low, snr_high, thin_slices, "
-                              "thick_slices).")
+_SETTINGS = flags.DEFINE_list("settings", ",".join(DEFAULT_SETTINGS),
+                              f"Test settings of the simulator ({', '.join(SETTINGS)}).")
 _OUT = flags.DEFINE_string("out", None, "Folder for the report (default WORKDIR/evaluation).")
 _TILE = flags.DEFINE_list("tile", ",".join(map(str, DEFAULT_TILE_LF)), "Largest tile X,Y,Z in LF voxels "
                          "(slices last), as in launch.infer; the seam score is measured at its borders.")

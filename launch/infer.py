@@ -17,6 +17,7 @@ from absl import flags
 
 from iqt import cli, io_utils
 from iqt.data import nifti
+from iqt.prepare.pipeline import SEQUENCES
 from iqt.tiling import DEFAULT_TILE_LF
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training work directory (config.json and checkpoints).")
@@ -41,7 +42,7 @@ _ALLOW = flags.DEFINE_boolean("allow_spacing_mismatch", False, "Warn, instead of
 _PREPARE = flags.DEFINE_boolean("prepare", False, "Run launch.prepare's steps (N4, brain extraction, "
                                 "cross-talk for T1w, in-plane resampling) first, in memory; their JSON "
                                 "goes beside the output as OUT_prepare.json.")
-_SEQUENCE = flags.DEFINE_enum("sequence", "T1w", ["T1w", "T2w", "FLAIR"], "The input's contrast (for --prepare).")
+_SEQUENCE = flags.DEFINE_enum("sequence", "T1w", list(SEQUENCES), "The input's contrast (for --prepare).")
 flags.mark_flags_as_required(["workdir", "input", "output"])
 
 

@@ -18,14 +18,15 @@ from typing import Sequence
 from absl import flags
 
 from iqt import cli
+from iqt.prepare.pipeline import SEQUENCES, STEPS
 
 _INPUT = flags.DEFINE_string("input", None, "A NIfTI file or a folder of DICOM files.")
 _OUTPUT = flags.DEFINE_string("output", None, "The prepared image, .nii or .nii.gz.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training run whose voxel size and slice spacing the scan "
                                "is checked against and resampled to (needed by the resample step).")
-_SEQUENCE = flags.DEFINE_enum("sequence", "T1w", ["T1w", "T2w", "FLAIR"], "The scan's contrast.")
-_STEPS = flags.DEFINE_string("steps", "n4,brain,crosstalk,resample", "Steps to run, comma-separated, "
-                             "from n4,brain,crosstalk,resample (or none).")
+_SEQUENCE = flags.DEFINE_enum("sequence", "T1w", list(SEQUENCES), "The scan's contrast.")
+_STEPS = flags.DEFINE_string("steps", ",".join(STEPS), "Steps to run, comma-separated, "
+                             f"from {','.join(STEPS)} (or none).")
 _MASK = flags.DEFINE_string("mask", None, "A brain mask on the scan's grid (non-zero = brain), used "
                             "instead of brain extraction.")
 _SERIES = flags.DEFINE_string("series", None, "The DICOM series to read (its number or description), "

@@ -35,7 +35,8 @@ def main(argv):
     for name in ("asyncio", "absl"):   # orbax's failed background writes: reported once, below
         logging.getLogger(name).setLevel(logging.CRITICAL)
     parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-    from iqt.train import CheckpointSaveError, TrainingDiverged, train_and_evaluate
+    from iqt.checkpointing import CheckpointSaveError
+    from iqt.train import TrainingDiverged, train_and_evaluate
     try:
         result = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     except (TrainingDiverged, CheckpointSaveError) as e:

@@ -18,9 +18,10 @@ from simulators.errors import SimulatorInputError
 from simulators.parameters import (PARAMETER_NAMES, mean_parameters, sample_parameters,
                                    sample_parameters_from_keys)
 from simulators.simulate import (brain_means_by_tissue, hf_object, lf_brain_mean, simulate_batch,
-                                 simulate_volume, tissue_means_from_volume, tissue_sum)
+                                 simulate_volume, tissue_sum)
 from simulators.slice_sampling import lf_slice_centres
 from simulators.spec import SimulatorSpec
+from simulators.tissue import TISSUE_THRESHOLD, TISSUES, tissue_means
 
 
 def required_margin(config) -> int:
@@ -35,8 +36,8 @@ def required_margin(config) -> int:
 
 
 __all__ = [
-    "PARAMETER_NAMES", "SEQUENCES", "SimulatorInputError", "SimulatorSpec", "brain_means_by_tissue",
+    "PARAMETER_NAMES", "SEQUENCES", "TISSUES", "TISSUE_THRESHOLD", "SimulatorInputError", "SimulatorSpec", "brain_means_by_tissue",
     "default_config", "hf_object", "lf_brain_mean", "lf_slice_centres", "mean_parameters",
     "required_margin", "sample_parameters", "sample_parameters_from_keys", "simulate_batch",
-    "simulate_volume", "tissue_means_from_volume", "tissue_sum",
+    "simulate_volume", "tissue_means", "tissue_sum",
 ]

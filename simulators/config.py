@@ -33,6 +33,7 @@ from __future__ import annotations
 import ml_collections
 
 from simulators import distributions as dist
+from simulators.tissue import TISSUE_THRESHOLD
 
 T2W_SNR_CV = 0.15
 T2W_SNR_CORRELATION = 0.95
@@ -83,7 +84,7 @@ def default_config(sequence: str = "T1w", factor: int = 8, hf_voxel_mm: float = 
     c.edge_mode = "reflect"                # whole-volume edges: reflect | mirror | nearest | constant
     c.contrast = "snr_gm_fixed"            # snr_gm_fixed | snr_wm_fixed | tissue_scaling | none
     c.contrast_grid = "lf"                 # 'lf': on blurred maps (reference); 'hf': before blurring
-    c.tissue_threshold = 0.9               # tissue masks for tissue means: probability > this
+    c.tissue_threshold = TISSUE_THRESHOLD  # tissue masks for tissue means: probability > this
     c.noise = "gaussian"                   # gaussian | rician | none
     c.lf_brain_threshold = 0.5             # LF voxels whose blurred tissue sum is below this are
                                            # background, set to 0 as in a skull-stripped scan (0: off)

@@ -44,8 +44,8 @@ from simulators.noise import add_noise
 from simulators.parameters import mean_parameters
 from simulators.slice_sampling import sample_slices, slice_sampling_matrix
 from simulators.spec import SimulatorSpec
+from simulators.tissue import tissue_means as volume_tissue_means
 
-TISSUES = ("GM", "WM", "CSF")
 _EMPTY = 1e-6   # a tissue sum below this is background: the contrast factor there is 1
 
 
@@ -206,27 +206,6 @@ def _brain_means(hf, tissue, params, *, spec, n_lf):
     return jnp.stack([jnp.sum(jnp.where(brain, part, 0.0)) / count for part in parts])
 
 
-def tissue_means_from_volume(hf: np.ndarray, tissue: Optional[np.ndarray],
-                             threshold: float = 0.9) -> np.ndarray:
-    """Mean intensity of GM, WM, CSF where each map > `threshold`, shape (3,).
-
-    Without tissue maps, all three are the mean over the foreground (voxels above
-    the volume's mean intensity).
-    """
-    hf = np.asarray(hf, np.float32)
-    if tissue is None:
-        return np.full(3, hf[hf > hf.mean()].mean(), np.float32)
-    means = []
-    for t, name in enumerate(TISSUES):
-        mask = np.asarray(tissue[..., t]) > threshold
-        if not mask.any():
-            raise SimulatorInputError(
-                f"no voxel of the {name} map exceeds {threshold}, so the mean {name} intensity is unknown: "
-                f"the volume holds too little {name} (a small crop?), or the map is not a probability map")
-        means.append(hf[mask].mean())
-    return np.asarray(means, np.float32)
-
-
 @functools.partial(jax.jit, static_argnames=("spec", "n_lf"))
 def _simulate_volume(key, hf, tissue, tissue_means, params, *, spec, n_lf):
     return simulate_one(key, hf, tissue, tissue_means, params, spec=spec, margin=0, n_lf=n_lf)
@@ -240,7 +219,7 @@ def simulate_volume(key: jax.Array, hf: jax.Array, tissue: Optional[jax.Array],
     LF slice j is centred at HF index r·j + (r − 1)/2; the last Z mod r HF slices
     start no LF slice. Profiles that reach past the volume's ends see the volume
     folded back by `config.edge_mode` (default 'reflect'). `tissue_means` default:
-    `tissue_means_from_volume(hf, tissue, config.tissue_threshold)`.
+    `simulators.tissue_means(hf, tissue, config.tissue_threshold)`.
     params_single: one value per parameter (shape () or (1,)).
     """
     spec = SimulatorSpec.from_config(config)
@@ -249,7 +228,7 @@ def simulate_volume(key: jax.Array, hf: jax.Array, tissue: Optional[jax.Array],
             f"volume of shape {tuple(hf.shape)}: expected (X, Y, Z) with Z >= r={spec.factor}")
     _check_tissue(spec, hf.shape, tissue)
     if tissue_means is None:
-        tissue_means = tissue_means_from_volume(hf, tissue, spec.tissue_threshold)
+        tissue_means = volume_tissue_means(hf, tissue, spec.tissue_threshold)
     params = {k: jnp.asarray(v, jnp.float32).reshape(()) for k, v in params_single.items()}
     return _simulate_volume(key, jnp.asarray(hf, jnp.float32),
                             None if tissue is None else jnp.asarray(tissue, jnp.float32),

@@ -234,21 +234,25 @@ def _check_factor(factor: int) -> int:
 
 def lf_affine_from_hf(hf_affine: np.ndarray, factor: int, slice_axis: int = 2) -> np.ndarray:
     """The LF affine: slice column x r, origin moved (r-1)/2 HF voxels along it."""
+    from simulators import lf_slice_centres   # here: reading and writing NIfTI files needs no JAX
+
     r = _check_factor(factor)
     lf = np.array(hf_affine, dtype=np.float64)
     column = lf[:3, slice_axis].copy()
     lf[:3, slice_axis] = r * column
-    lf[:3, 3] += (r - 1) / 2 * column
+    lf[:3, 3] += lf_slice_centres(1, r)[0] * column   # LF slice 0 is centred on HF index (r - 1) / 2
     return lf
 
 
 def hf_affine_from_lf(lf_affine: np.ndarray, factor: int, slice_axis: int = 2) -> np.ndarray:
     """The exact inverse of `lf_affine_from_hf`."""
+    from simulators import lf_slice_centres
+
     r = _check_factor(factor)
     hf = np.array(lf_affine, dtype=np.float64)
     column = hf[:3, slice_axis] / r
     hf[:3, slice_axis] = column
-    hf[:3, 3] -= (r - 1) / 2 * column
+    hf[:3, 3] -= lf_slice_centres(1, r)[0] * column
     return hf
 
 

@@ -9,7 +9,7 @@ Two scales, one per side of the network:
   same rule holds in training (where the simulator knows this mean before the
   noise, `simulators.lf_brain_mean`), in evaluation and in `launch.infer`.
 
-Tissue means feed the simulator's contrast change.
+Tissue means, which feed the simulator's contrast change, are `simulators.tissue_means`.
 """
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ import numpy as np
 from iqt.errors import UserError
 
 ROBUST_PERCENTILE = 99.0
-TISSUE_THRESHOLD = 0.9
 
 
 def brain_mask(image: np.ndarray, tissue: np.ndarray | None = None) -> np.ndarray:
@@ -64,23 +63,3 @@ def lf_scale(lf: np.ndarray, mask: np.ndarray, *, name: str = "the low-field inp
         raise UserError(f"the mean brain intensity of {name} is {scale:g}; it must be positive "
                         f"to normalise intensities")
     return scale
-
-
-def tissue_means(image: np.ndarray, tissue: np.ndarray,
-                 threshold: float = TISSUE_THRESHOLD) -> np.ndarray:
-    """Mean intensity of GM, WM, CSF, float32 (3,), over voxels where each map > threshold.
-
-    Fallback: a tissue with no voxel above `threshold` gets its
-    probability-weighted mean, sum(p * I) / sum(p); a tissue absent
-    altogether (all p = 0) gets 0.
-    """
-    image = np.asarray(image, dtype=np.float64)
-    means = np.zeros(3, dtype=np.float64)
-    for t in range(3):
-        p = np.asarray(tissue[..., t], dtype=np.float64)
-        core = p > threshold
-        if core.any():
-            means[t] = image[core].mean()
-        elif p.sum() > 0:
-            means[t] = float((p * image).sum() / p.sum())
-    return means.astype(np.float32)

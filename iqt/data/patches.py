@@ -18,22 +18,13 @@ import ml_collections
 import numpy as np
 
 import simulators
-from iqt.data.datasets import common
+from iqt.data import records
+from iqt.data.subject import Subject
 from iqt.errors import UserError
-
-BRAIN_TISSUE_SUM = 0.5
-
 
 def rng(*keys: int) -> np.random.Generator:
     """A generator for one purpose, keyed by non-negative integers."""
     return np.random.default_rng(np.random.SeedSequence([int(k) % 2 ** 63 for k in keys]))
-
-
-def brain_from_tissue(tissue: np.ndarray) -> np.ndarray:
-    """Brain voxels: GM + WM + CSF > 0.5; `tissue` is (x, y, z, 3) uint8 (x 255) or float."""
-    if tissue.dtype == np.uint8:
-        return tissue.sum(axis=-1, dtype=np.uint16) > BRAIN_TISSUE_SUM * common.TISSUE_LEVELS
-    return tissue.sum(axis=-1) > BRAIN_TISSUE_SUM
 
 
 def brain_fraction(brain: np.ndarray, corner, patch_size, margin: int) -> float:
@@ -66,38 +57,19 @@ def sample_corners(gen: np.random.Generator, brain: np.ndarray, patch_size, marg
     return np.array(kept, dtype=np.int64), drawn
 
 
-@dataclasses.dataclass(frozen=True)
-class Decoded:
-    """One decoded example as the sampler needs it."""
-
-    subject_id: str
-    image: np.ndarray         # (x, y, z) float32, normalised
-    tissue: np.ndarray        # (x, y, z, 3) uint8, probability x 255
-    brain: np.ndarray         # (x, y, z) bool
-    tissue_means: np.ndarray  # (3,) float32
-    brain_means: np.ndarray   # (3,) float32: each tissue's part of the mean brain intensity
-
-    @classmethod
-    def from_example(cls, example: dict, sim_config: dict) -> "Decoded":
-        """Decodes a record; `sim_config` (the `sim` section as a dict) gives the brain means."""
-        tissue = common.dequantise_tissue(example["tissue"])
-        with jax.default_device(jax.local_devices(backend="cpu")[0]):   # the host's work, off the accelerator
-            brain_means = simulators.brain_means_by_tissue(
-                example["image"], tissue, ml_collections.ConfigDict(sim_config))
-        return cls(subject_id=text(example["subject_id"]), image=example["image"],
-                   tissue=example["tissue"], brain=brain_from_tissue(example["tissue"]),
-                   tissue_means=np.asarray(example["tissue_means"], dtype=np.float32),
-                   brain_means=brain_means)
+def sampling_subject(record: dict, sim_config: dict) -> Subject:
+    """A stored record as the sampler keeps it: tissue as stored (uint8), with the subject's
+    LF brain means (`simulators.brain_means_by_tissue`) under `sim_config` (the `sim` section)."""
+    subject = records.decode(record, quantised=True)
+    with jax.default_device(jax.local_devices(backend="cpu")[0]):   # the host's work, off the accelerator
+        brain_means = simulators.brain_means_by_tissue(
+            subject.image, records.dequantise_tissue(subject.tissue), ml_collections.ConfigDict(sim_config))
+    return dataclasses.replace(subject, brain_means=brain_means)
 
 
 def subject_index(subject_id: str) -> int:
     """A stable non-negative int32 for a subject id (the key of its per-subject draw)."""
     return zlib.crc32(subject_id.encode()) & 0x7FFFFFFF
-
-
-def text(value) -> str:
-    """A TFDS text feature (bytes when decoded without TensorFlow) as str."""
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def empty_patches(count: int, patch_size, margin: int) -> dict:
@@ -108,7 +80,7 @@ def empty_patches(count: int, patch_size, margin: int) -> dict:
             "brain_means": np.empty((count, 3), np.float32), "subject": np.empty(count, np.int32)}
 
 
-def extract_into(out: dict, rows, volume: Decoded, corners, patch_size, margin: int) -> None:
+def extract_into(out: dict, rows, volume: Subject, corners, patch_size, margin: int) -> None:
     """Copies the windows at `corners` of `volume` into rows `rows` of `out`."""
     px, py, pz = patch_size[0], patch_size[1], patch_size[2] + 2 * margin
     for row, (x, y, z) in zip(rows, corners):
@@ -123,7 +95,7 @@ def extract_into(out: dict, rows, volume: Decoded, corners, patch_size, margin: 
 def to_float_batch(batch: dict) -> dict:
     """The device format: tissue as float32 probabilities."""
     return {"hf": np.asarray(batch["hf"], dtype=np.float32),
-            "tissue": common.dequantise_tissue(np.asarray(batch["tissue"])),
+            "tissue": records.dequantise_tissue(np.asarray(batch["tissue"])),
             "tissue_means": np.asarray(batch["tissue_means"], dtype=np.float32),
             "brain_means": np.asarray(batch["brain_means"], dtype=np.float32),
             "subject": np.asarray(batch["subject"], dtype=np.int32)}

@@ -40,8 +40,9 @@ import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
-from iqt.data.datasets import common, ensure_built
-from iqt.data.patches import Decoded, empty_patches, extract_into, rng, sample_corners, text, to_float_batch
+from iqt.data import splits
+from iqt.data.patches import empty_patches, extract_into, rng, sample_corners, sampling_subject, to_float_batch
+from iqt.data.subject import Subject
 from iqt.errors import UserError
 
 _NO_END = 2 ** 62
@@ -85,7 +86,7 @@ class PatchSampler:
     def batches_per_group(self) -> int:
         return self.patches_per_volume * self.volumes_per_shuffle // self.batch_size
 
-    def volume(self, record: int) -> Decoded:
+    def volume(self, record: int) -> Subject:
         """The decoded record, from this process's cache when possible (thread-safe;
         threads asking for the same record wait for one decode)."""
         with self._lock:
@@ -97,7 +98,7 @@ class PatchSampler:
                     return self._cache[record]
                 if self._source is None:
                     self._source = tfds.builder_from_directory(self.dataset_dir).as_data_source(self.split)
-            decoded = Decoded.from_example(self._source[record], self.sim_config)
+            decoded = sampling_subject(self._source[record], self.sim_config)
             with self._lock:
                 self._cache[record] = decoded
                 while len(self._cache) > max(self.cache_volumes, 0):
@@ -110,7 +111,7 @@ class PatchSampler:
         order = rng(self.seed, self.stream, _EPOCH, epoch).permutation(len(self.records))
         return self.records[order[position]]
 
-    def visit_corners(self, visit: int) -> tuple[Decoded, np.ndarray]:
+    def visit_corners(self, visit: int) -> tuple[Subject, np.ndarray]:
         """The volume of visit `visit` and the corners of its patches."""
         volume = self.volume(self.visit_record(visit))
         corners, _ = sample_corners(rng(self.seed, self.stream, _VISIT, visit), volume.brain,
@@ -215,45 +216,6 @@ def _check_config(c: ml_collections.ConfigDict, slice_margin: int) -> None:
             raise UserError(f"data.{field} must be >= 1, got {c[field]}")
 
 
-def _built_with_split(data_config, split: str):
-    """The prepared builder; a missing split is a `UserError`."""
-    builder = ensure_built(data_config)
-    if split not in builder.info.splits:
-        raise UserError(f"dataset {builder.name} ({builder.data_dir}) has no {split!r} split; "
-                        f"it has {', '.join(builder.info.splits)}")
-    return builder
-
-
-def _open_split(data_config, split: str):
-    """A random-access source of `split`'s decoded examples."""
-    return _built_with_split(data_config, split).as_data_source(split)
-
-
-def _check_shapes(builder, split: str, patch_size, margin: int) -> None:
-    """Every volume of `split` (from the build's metadata) must hold a patch with its margin."""
-    metadata = builder.info.metadata or {}
-    window = (patch_size[0], patch_size[1], patch_size[2] + 2 * margin)
-    for subject_id in metadata.get("subjects", {}).get(split, []):
-        shape = tuple(metadata["shapes"][subject_id])
-        if any(s < w for s, w in zip(shape, window)):
-            raise UserError(f"subject {subject_id} ({split}) has shape {shape}, smaller than a patch "
-                            f"with its margin {window}; lower data.patch_size_hf")
-
-
-VOXEL_SIZE_TOLERANCE = 0.01   # relative: sim.hf_voxel_mm must match the data this closely
-
-
-def _check_voxel_sizes(builder, split: str, hf_voxel_mm: float) -> None:
-    """The simulator's widths are in mm: `sim.hf_voxel_mm` must be the data's slice-axis voxel size."""
-    sizes = (builder.info.metadata or {}).get("voxel_sizes_mm", {})
-    for subject_id in (builder.info.metadata or {}).get("subjects", {}).get(split, []):
-        along_slices = float(sizes.get(subject_id, [hf_voxel_mm] * 3)[2])
-        if abs(along_slices - hf_voxel_mm) > VOXEL_SIZE_TOLERANCE * along_slices:
-            raise UserError(f"subject {subject_id} ({split}) has {along_slices:g} mm voxels along the "
-                            f"slices but sim.hf_voxel_mm={hf_voxel_mm:g}; set "
-                            f"--config.sim.hf_voxel_mm={along_slices:g}")
-
-
 def process_records(num_records: int, process_index: int, process_count: int) -> tuple[int, ...]:
     """The records process `process_index` reads: every P-th, or all if there are fewer than P."""
     if not 0 <= process_index < process_count:
@@ -287,9 +249,9 @@ def make_train_iterator(data_config: ml_collections.ConfigDict, *, global_batch_
     if group_size < batch_size:
         raise UserError(f"data.patches_per_volume x data.volumes_per_shuffle = {group_size} must be "
                         f"at least the per-process batch size {batch_size}")
-    builder = _built_with_split(data_config, data_config.train_split)
-    _check_shapes(builder, data_config.train_split, data_config.patch_size_hf, slice_margin)
-    _check_voxel_sizes(builder, data_config.train_split, float(sim_config.hf_voxel_mm))
+    builder = splits.built_with_split(data_config, data_config.train_split)
+    splits.check_shapes(builder, data_config.train_split, data_config.patch_size_hf, slice_margin)
+    splits.check_voxel_sizes(builder, data_config.train_split, float(sim_config.hf_voxel_mm))
     num_records = builder.info.splits[data_config.train_split].num_examples
     sampler = PatchSampler(
         dataset_dir=str(builder.data_dir), split=data_config.train_split,
@@ -311,12 +273,12 @@ def make_eval_batch(data_config: ml_collections.ConfigDict, *, split: str, num_p
     _check_config(data_config, slice_margin)
     if num_patches < 1:
         raise UserError(f"the number of evaluation patches must be >= 1, got {num_patches}")
-    source = _open_split(data_config, split)
+    source = splits.open_split(data_config, split)
     size = tuple(int(s) for s in data_config.patch_size_hf)
     n = min(len(source), num_patches)
     parts = []
     for record in range(n):
-        volume = Decoded.from_example(source[record], sim_config.to_dict())
+        volume = sampling_subject(source[record], sim_config.to_dict())
         corners, _ = sample_corners(rng(seed, record, _EVAL), volume.brain, size, slice_margin,
                                     data_config.min_brain_fraction, len(range(record, num_patches, n)),
                                     name=f"subject {volume.subject_id}")
@@ -327,32 +289,3 @@ def make_eval_batch(data_config: ml_collections.ConfigDict, *, split: str, num_p
     i = np.arange(num_patches)
     take = first[i % n] + i // n  # patch i is the (i // n)-th of record i mod n
     return to_float_batch({key: np.concatenate([p[key] for p in parts])[take] for key in parts[0]})
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class NormalisedSubject:
-    """A whole subject as stored: image / scale, float tissue maps, and its statistics."""
-
-    subject_id: str
-    image: np.ndarray         # (x, y, z) float32, divided by `scale`
-    tissue: np.ndarray        # (x, y, z, 3) float32 (gm, wm, csf)
-    affine: np.ndarray        # (4, 4) voxel -> world mm
-    scale: float              # the robust scale the image was divided by
-    tissue_means: np.ndarray  # (3,) float32, of the normalised image
-
-    @property
-    def voxel_sizes_mm(self) -> tuple[float, float, float]:
-        return tuple(float(v) for v in np.linalg.norm(self.affine[:3, :3], axis=0))
-
-
-def load_split_subjects(data_config: ml_collections.ConfigDict, split: str) -> list[NormalisedSubject]:
-    """Every subject of `split`, decoded, sorted by subject id (for whole-volume evaluation)."""
-    source = _open_split(data_config, split)
-    subjects = []
-    for record in range(len(source)):
-        e = source[record]
-        subjects.append(NormalisedSubject(
-            subject_id=text(e["subject_id"]), image=e["image"],
-            tissue=common.dequantise_tissue(e["tissue"]), affine=np.asarray(e["affine"]),
-            scale=float(e["scale"]), tissue_means=np.asarray(e["tissue_means"], dtype=np.float32)))
-    return sorted(subjects, key=lambda s: s.subject_id)

@@ -1,30 +1,58 @@
-"""A subject: a skull-stripped HF image and its GM, WM, CSF probability maps on one grid."""
+"""A subject: a skull-stripped HF image and its GM, WM, CSF probability maps on one grid.
+
+The one subject type of the library: loaded from NIfTI files (`load_subject`),
+stored in and decoded from a dataset record (`iqt.data.records`), sampled for
+training patches (`iqt.data.patches`) and evaluated whole (`iqt.evaluation`).
+"""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 
 import numpy as np
 
+from simulators import TISSUES
 from iqt.data.nifti import Volume, check_same_grid, load_volume, voxel_sizes_from_affine
 from iqt.errors import UserError
 
-TISSUES = ("gm", "wm", "csf")
-OVERSHOOT = 0.1  # interpolated maps may stray this far outside [0, 1]; it is clipped
+OVERSHOOT = 0.1        # interpolated maps may stray this far outside [0, 1]; it is clipped
+TISSUE_LEVELS = 255    # stored maps: probability x 255, as uint8
+BRAIN_TISSUE_SUM = 0.5  # a voxel is brain where GM + WM + CSF exceeds this
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Subject:
-    """`image` float32 (x, y, z); `tissue` float32 (x, y, z, 3) = (gm, wm, csf) in [0, 1]."""
+    """One subject's HF image and tissue maps on one grid.
+
+    image: (x, y, z) float32, in scanner units or divided by `scale` (stored).
+    tissue: (x, y, z, 3) GM, WM, CSF probabilities, float32 in [0, 1], or uint8
+      (x `TISSUE_LEVELS`) as stored, which the patch sampler keeps.
+    affine: (4, 4) voxel -> world mm.
+    scale: what the image was divided by (1: not normalised).
+    tissue_means: (3,) mean GM, WM, CSF intensity (`simulators.tissue_means`), once known.
+    brain_means: (3,) each tissue's part of the mean LF brain intensity
+      (`simulators.brain_means_by_tissue`), once known.
+    """
 
     subject_id: str
     image: np.ndarray
     tissue: np.ndarray
     affine: np.ndarray
+    scale: float = 1.0
+    tissue_means: np.ndarray | None = None
+    brain_means: np.ndarray | None = None
 
     @property
     def voxel_sizes_mm(self) -> tuple[float, float, float]:
         return voxel_sizes_from_affine(self.affine)
+
+    @functools.cached_property
+    def brain(self) -> np.ndarray:
+        """Brain voxels (x, y, z) bool: GM + WM + CSF > `BRAIN_TISSUE_SUM`."""
+        if self.tissue.dtype == np.uint8:
+            return self.tissue.sum(axis=-1, dtype=np.uint16) > BRAIN_TISSUE_SUM * TISSUE_LEVELS
+        return self.tissue.sum(axis=-1) > BRAIN_TISSUE_SUM
 
 
 def tissue_probability(volume: Volume, name: str, path: str | os.PathLike) -> np.ndarray:
@@ -53,10 +81,10 @@ def load_subject(subject_id: str, image_path: str | os.PathLike,
     paths = dict(zip(TISSUES, (gm_path, wm_path, csf_path)))
     missing = [t for t, p in paths.items() if p is None]
     if missing:
-        raise UserError(f"subject {subject_id}: no {', '.join(missing).upper()} map given; "
+        raise UserError(f"subject {subject_id}: no {', '.join(missing)} map given; "
                         f"the GM, WM and CSF probability maps are all required")
     image = load_volume(image_path, name=f"subject {subject_id} image")
-    names = {t: f"subject {subject_id} {t.upper()} map" for t in TISSUES}
+    names = {t: f"subject {subject_id} {t} map" for t in TISSUES}
     maps = {t: load_volume(paths[t], name=names[t]) for t in TISSUES}
     check_same_grid(image, {f"{names[t]} {paths[t]}": maps[t] for t in TISSUES})
     tissue = np.stack([tissue_probability(maps[t], names[t], paths[t]) for t in TISSUES], axis=-1)

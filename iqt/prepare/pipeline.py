@@ -30,7 +30,7 @@ from iqt.prepare.crosstalk import correct_crosstalk
 from iqt.prepare.spacing import TrainingGrid, check_spacing, resample_in_plane
 
 STEPS = ("n4", "brain", "crosstalk", "resample")
-SEQUENCES = ("T1w", "T2w", "FLAIR")
+SEQUENCES = ("T1w", "T2w", "FLAIR")   # simulators.SEQUENCES, without importing JAX (tests/prepare)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -2,7 +2,7 @@
 
 A config has five sections: `seed`, `data` (iqt.data.config), `sim`
 (simulators.default_config), `model` (iqt.models.default_config) and `train`
-(below). Every field can be overridden on the command line, e.g.
+(iqt.train.train_config). Every field can be overridden on the command line, e.g.
 `--config.train.batch_size=8` or `--config.sim.noise=rician`.
 """
 from __future__ import annotations
@@ -12,27 +12,7 @@ import ml_collections
 import simulators
 from iqt.data import config as data_config
 from iqt.models import default_config as model_config
-
-
-def train_config(**overrides) -> ml_collections.ConfigDict:
-    """Optimisation and bookkeeping, with the published defaults (docs/method.md §4)."""
-    c = ml_collections.ConfigDict()
-    c.batch_size = 32                 # global batch, split over every device of every host
-    c.num_steps = 100_000
-    c.learning_rate = 1e-3            # Adam
-    c.lr_schedule = "inverse_time"    # 'inverse_time' (published) | 'cosine' (warm-up, then to 0)
-    c.lr_decay_rate = 1e-6            # inverse_time: lr / (1 + decay · step)
-    c.warmup_steps = 0                # cosine: linear warm-up steps
-    c.augment = False                 # random flips along x, y, the slices (and x-y transposes)
-    c.log_every = 50
-    c.eval_every = 1000
-    c.num_eval_patches = 64
-    c.checkpoint_every = 1000
-    c.keep_checkpoints = 3
-    c.max_nonfinite_skips = 0         # 0: stop at the first non-finite loss or gradient
-    c.progress_bar = True
-    c.update(overrides)
-    return c
+from iqt.train import train_config
 
 
 def make_config(*, dataset: str, sequence: str, factor: int, hf_voxel_mm: float, seed: int = 0,

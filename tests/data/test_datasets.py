@@ -229,11 +229,11 @@ import importlib.util, json, sys
 assert importlib.util.find_spec("tensorflow") is None, "tensorflow must not be installed"
 import ml_collections
 import simulators
-from iqt.data import pipeline
+from iqt.data import pipeline, splits
 config = ml_collections.ConfigDict(json.loads(sys.argv[1]))
 sim = simulators.default_config("T1w", 4, hf_voxel_mm=1.5)
 batch = next(pipeline.make_train_iterator(config, global_batch_size=4, slice_margin=2, seed=0, sim_config=sim))
-subjects = pipeline.load_split_subjects(config, "test")
+subjects = splits.load_split_subjects(config, "test")
 assert batch["hf"].shape == (4, 16, 16, 12), batch["hf"].shape
 assert "tensorflow" not in sys.modules
 print("read", len(subjects))

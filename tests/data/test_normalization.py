@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import simulators
 from iqt.data import normalization
 from iqt.data.template import load_template
 from iqt.errors import UserError
@@ -42,7 +43,7 @@ def test_tissue_means_over_confident_voxels_by_hand():
     tissue[0, 0, 2, :] = [0.5, 0.5, 0]  # partial volume: ignored by the threshold
     tissue[0, 1, 0, 1] = 0.95          # WM: 3
     tissue[0, 1, 1, 2] = 0.91          # CSF: 1
-    np.testing.assert_allclose(normalization.tissue_means(image, tissue), [2.0, 3.0, 1.0])
+    np.testing.assert_allclose(simulators.tissue_means(image, tissue), [2.0, 3.0, 1.0])
 
 
 def test_tissue_means_fallback_is_the_probability_weighted_mean():
@@ -50,7 +51,7 @@ def test_tissue_means_fallback_is_the_probability_weighted_mean():
     tissue = np.zeros((1, 1, 3, 3))
     tissue[0, 0, :, 0] = 1.0
     tissue[0, 0, :, 1] = [0.0, 0.2, 0.6]  # no WM voxel above 0.9: (0.2*6 + 0.6*10) / 0.8 = 9
-    means = normalization.tissue_means(image, tissue)
+    means = simulators.tissue_means(image, tissue)
     assert means.dtype == np.float32 and means.shape == (3,)
     np.testing.assert_allclose(means, [6.0, 9.0, 0.0])
 
@@ -58,6 +59,6 @@ def test_tissue_means_fallback_is_the_probability_weighted_mean():
 def test_t1_template_contrast_is_csf_below_gm_below_wm():
     subject = load_template()
     normalised, scale = normalization.normalise(subject.image, normalization.brain_mask(subject.image))
-    gm, wm, csf = normalization.tissue_means(normalised, subject.tissue)
+    gm, wm, csf = simulators.tissue_means(normalised, subject.tissue)
     assert 0.0 < csf < gm < wm <= 1.0
     assert 100.0 < scale <= 255.0

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import simulators
-from iqt.data import patches, pipeline
+from iqt.data import patches, pipeline, splits
 from iqt.data.datasets import ensure_built
 from iqt.errors import UserError
 
@@ -143,7 +143,7 @@ def test_impossible_threshold_is_a_user_error(folder_data):
 
 
 def _subject_of_means(config) -> dict[tuple, str]:
-    return {tuple(s.tissue_means): s.subject_id for s in pipeline.load_split_subjects(config, "train")}
+    return {tuple(s.tissue_means): s.subject_id for s in splits.load_split_subjects(config, "train")}
 
 
 def test_processes_read_disjoint_shares_covering_all_subjects(folder_data):
@@ -185,7 +185,7 @@ def test_eval_batch_is_fixed_and_interleaves_subjects(folder_data):
 
 
 def test_split_subjects_are_the_stored_volumes(folder_data):
-    (subject,) = pipeline.load_split_subjects(folder_data, "test")
+    (subject,) = splits.load_split_subjects(folder_data, "test")
     (example,) = [e for e in ensure_built(folder_data).as_data_source("test")]
     assert subject.subject_id == example["subject_id"].decode()
     np.testing.assert_array_equal(subject.image, example["image"])

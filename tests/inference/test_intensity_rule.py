@@ -35,7 +35,7 @@ def _phantom():
     image = (0.5 + 0.5 * np.abs(smooth_volume(shape))) * inside
     config = simulators.default_config("T1w", FACTOR, hf_voxel_mm=1.0)
     config.noise = "none"
-    means = simulators.tissue_means_from_volume(image, tissue, 0.5)
+    means = simulators.tissue_means(image, tissue, 0.5)
     params = {k: v[0] for k, v in simulators.mean_parameters(config, 1).items()}
     lf = np.asarray(simulators.simulate_volume(jax.random.key(0), image, tissue, params, config,
                                                tissue_means=means))

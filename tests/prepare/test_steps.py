@@ -103,3 +103,15 @@ def test_morphology_by_physical_distance_matches_scipy():
                                       ndimage.distance_transform_edt(~mask, sampling=sizes) <= mm)
         np.testing.assert_array_equal(_erode(mask, mm, sizes),
                                       ndimage.distance_transform_edt(mask, sampling=sizes) > mm)
+
+
+def test_prepare_names_the_simulators_sequences_and_needs_no_jax():
+    import subprocess
+    import sys
+
+    import simulators
+    from iqt.prepare import pipeline
+
+    assert sorted(pipeline.SEQUENCES) == sorted(simulators.SEQUENCES)
+    code = "import sys, launch.prepare; assert 'jax' not in sys.modules, 'launch.prepare imported JAX'"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -6,7 +6,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from iqt import train
+from iqt import checkpointing, train
 from iqt.errors import UserError
 from launch.configs import demo
 
@@ -76,7 +76,7 @@ def test_failing_storage_fails_loudly_and_keeps_the_previous_checkpoint(tmp_path
         return real_save(self, step, *args, **kwargs)
 
     monkeypatch.setattr(ocp.CheckpointManager, "save", failing_save)
-    with pytest.raises(train.CheckpointSaveError, match=error.strerror):
+    with pytest.raises(checkpointing.CheckpointSaveError, match=error.strerror):
         train.train_and_evaluate(_config(num_steps=6, checkpoint_every=2, eval_every=100), tmp_path)
     monkeypatch.setattr(ocp.CheckpointManager, "save", real_save)
     steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())

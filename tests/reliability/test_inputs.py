@@ -12,7 +12,7 @@ from iqt.errors import UserError
 from iqt.infer_files import enhance_file, for_each_input
 from iqt.inference import Predictor
 from simulators import SimulatorInputError
-from simulators.simulate import tissue_means_from_volume
+from simulators import tissue_means
 
 FACTOR = 2
 
@@ -52,8 +52,16 @@ def test_a_tile_smaller_than_its_margins_grows_to_the_smallest_that_tiles(tile, 
     assert "smaller than its margins" in caplog.text
 
 
-def test_a_small_crop_without_pure_csf_is_not_called_a_bad_probability_map():
+def test_a_small_crop_without_pure_wm_gets_the_probability_weighted_mean():
     tissue = np.zeros((8, 8, 8, 3), np.float32)
     tissue[..., 0], tissue[..., 1], tissue[..., 2] = 0.95, 0.03, 0.02   # all GM: no voxel > 0.9 of WM
-    with pytest.raises(SimulatorInputError, match="too little WM .*small crop"):
-        tissue_means_from_volume(np.ones((8, 8, 8)), tissue)
+    image = np.arange(8 * 8 * 8, dtype=np.float32).reshape(8, 8, 8)
+    means = tissue_means(image, tissue)
+    np.testing.assert_allclose(means, [image.mean()] * 3, rtol=1e-6)   # uniform maps: every mean is the mean
+
+
+def test_maps_without_any_wm_are_refused_by_name():
+    tissue = np.zeros((8, 8, 8, 3), np.float32)
+    tissue[..., 0] = 1.0
+    with pytest.raises(SimulatorInputError, match="WM map is 0 everywhere"):
+        tissue_means(np.ones((8, 8, 8)), tissue)

@@ -80,7 +80,7 @@ def test_the_training_lf_scale_equals_the_mean_that_inference_measures(grid):
     tissue = smooth_tissue(shape) * inside[..., None]
     image = (0.5 + 0.5 * np.abs(smooth_volume(shape))) * inside
     config = plain_config(8, contrast="snr_gm_fixed", contrast_grid=grid)
-    means = simulators.tissue_means_from_volume(image, tissue, 0.5)
+    means = simulators.tissue_means(image, tissue, 0.5)
     params = _params(config)
     lf = np.asarray(simulators.simulate_volume(jax.random.key(0), image, tissue, params, config,
                                                tissue_means=means))

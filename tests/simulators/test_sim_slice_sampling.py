@@ -101,7 +101,7 @@ def test_a_patch_with_its_margin_equals_the_whole_volume(make_config):
     r, m = config.factor, simulators.required_margin(config)
     volume = 0.5 + 0.4 * smooth_volume((6, 5, 96))
     tissue = smooth_tissue((6, 5, 96))
-    means = simulators.tissue_means_from_volume(volume, tissue, threshold=0.5)
+    means = simulators.tissue_means(volume, tissue, threshold=0.5)
     whole = lf_of_volume(volume, config, tissue, means)
     z0, depth = 2 * r, 4 * r                        # the patch: HF slices 16 … 47
     window = slice(z0 - m, z0 + depth + m)

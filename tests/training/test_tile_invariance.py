@@ -7,7 +7,7 @@ import pytest
 
 import simulators
 from iqt import evaluation, inference, metrics
-from iqt.data import pipeline
+from iqt.data import splits
 from iqt.train import train_and_evaluate
 from launch.configs import demo
 
@@ -25,7 +25,7 @@ def trained(tmp_path_factory):
 
 
 def _test_slab(config):
-    subject = pipeline.load_split_subjects(config.data, config.data.test_split)[0]
+    subject = splits.load_split_subjects(config.data, config.data.test_split)[0]
     image, tissue = subject.image[60:132, :, 40:136], subject.tissue[60:132, :, 40:136]   # 72 x 72 x 96
     sim = evaluation.setting_config("mean", config.sim)
     lf = simulators.simulate_volume(jax.random.key(0), image, tissue, evaluation.setting_parameters(sim), sim,

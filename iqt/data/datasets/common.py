@@ -11,20 +11,8 @@ give random access to decoded examples. None of these import `tensorflow`
 (checked by `tests/data/test_datasets.py`). Dataset statistics, which would
 need TensorFlow, are not computed (`ComputeStatsMode.SKIP`).
 
-One example is one subject (or one slab of the template):
-
-| feature | shape, dtype | meaning |
-| --- | --- | --- |
-| `subject_id` | text | the subject's id |
-| `image` | (x, y, z) float32, zlib | HF image divided by its robust scale |
-| `tissue` | (x, y, z, 3) uint8, zlib | GM, WM, CSF probability x 255, rounded |
-| `scale` | () float32 | the robust scale (99th brain percentile) |
-| `tissue_means` | (3,) float32 | mean normalised GM, WM, CSF intensity (maps > 0.9) |
-| `voxel_sizes_mm` | (3,) float32 | voxel spacing along x, y, z |
-| `affine` | (4, 4) float64 | voxel -> world (mm) |
-
-Tissue maps are quantised to 1/255 (error <= 0.002); `scale` and
-`tissue_means` are computed from the unquantised maps.
+One example is one subject (or one slab of the template), in the format of
+`iqt.data.records`.
 """
 from __future__ import annotations
 
@@ -35,13 +23,12 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import tensorflow_datasets as tfds
 
-from iqt.data import normalization
-from iqt.data.nifti import NIFTI_SUFFIXES, voxel_sizes_from_affine
+from iqt.data import records
+from iqt.data.nifti import NIFTI_SUFFIXES
 from iqt.data.subject import Subject
 from iqt.errors import UserError
 
 SPLITS = ("train", "validation", "test")
-TISSUE_LEVELS = 255
 
 
 def features() -> tfds.features.FeaturesDict:
@@ -56,44 +43,6 @@ def features() -> tfds.features.FeaturesDict:
         "voxel_sizes_mm": tfds.features.Tensor(shape=(3,), dtype=np.float32),
         "affine": tfds.features.Tensor(shape=(4, 4), dtype=np.float64),
     })
-
-
-def quantise_tissue(tissue: np.ndarray) -> np.ndarray:
-    """Probabilities in [0, 1] -> uint8 0-255 (rounded)."""
-    return np.rint(np.clip(tissue, 0.0, 1.0) * TISSUE_LEVELS).astype(np.uint8)
-
-
-def dequantise_tissue(tissue: np.ndarray) -> np.ndarray:
-    """uint8 0-255 -> float32 probabilities in [0, 1]."""
-    return tissue.astype(np.float32) * np.float32(1.0 / TISSUE_LEVELS)
-
-
-def normalised_parts(subject: Subject) -> tuple[np.ndarray, float, np.ndarray]:
-    """(image / robust scale, robust scale, tissue means of the normalised image)."""
-    mask = normalization.brain_mask(subject.image, subject.tissue)
-    image, scale = normalization.normalise(subject.image, mask, name=f"subject {subject.subject_id}")
-    return image, scale, normalization.tissue_means(image, subject.tissue)
-
-
-def encode(subject_id: str, image: np.ndarray, tissue: np.ndarray, affine: np.ndarray,
-           scale: float, tissue_means: np.ndarray) -> dict:
-    """One TFDS example from a normalised image and its float tissue maps."""
-    affine = np.asarray(affine, dtype=np.float64)
-    return {
-        "subject_id": subject_id,
-        "image": np.ascontiguousarray(image, dtype=np.float32),
-        "tissue": quantise_tissue(tissue),
-        "scale": np.float32(scale),
-        "tissue_means": np.asarray(tissue_means, dtype=np.float32),
-        "voxel_sizes_mm": np.asarray(voxel_sizes_from_affine(affine), dtype=np.float32),
-        "affine": affine,
-    }
-
-
-def example_from_subject(subject: Subject) -> dict:
-    """Normalises a whole subject and encodes it as one example."""
-    image, scale, means = normalised_parts(subject)
-    return encode(subject.subject_id, image, subject.tissue, subject.affine, scale, means)
 
 
 def split_subjects(subject_ids: Iterable[str], num_train: int, num_test: int,
@@ -138,7 +87,7 @@ def plan_subject_splits(manual_dir, config, find: Callable[[Path], dict],
     sorted id as the builder config says, each loaded lazily by `load(found[id])`."""
     subjects = find(Path(str(manual_dir)))
     splits = split_subjects(subjects, config.num_train, config.num_test, config.validation_fraction)
-    return {split: [(sid, lambda d=subjects[sid]: example_from_subject(load(d))) for sid in ids]
+    return {split: [(sid, lambda d=subjects[sid]: records.encode(records.normalised(load(d)))) for sid in ids]
             for split, ids in splits.items()}
 
 

@@ -18,10 +18,12 @@ is large enough for whole-volume evaluation with 32^3 patches.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import tensorflow_datasets as tfds
 
-from iqt.data import template
+from iqt.data import records, template
 from iqt.data.datasets import common
 from iqt.data.subject import Subject
 from iqt.errors import UserError
@@ -36,16 +38,19 @@ def slab_affine(affine: np.ndarray, y_start: int) -> np.ndarray:
     return shifted
 
 
+def slab(subject: Subject, split: str, subject_id: str) -> Subject:
+    """The `split` slab of a whole-template subject (its scale and tissue means kept)."""
+    start, stop = SLABS_Y[split]
+    return dataclasses.replace(subject, subject_id=subject_id, image=np.array(subject.image[:, start:stop]),
+                               tissue=np.array(subject.tissue[:, start:stop]),
+                               affine=slab_affine(subject.affine, start))
+
+
 def slab_examples() -> dict[str, dict]:
-    """The three slab examples, keyed by split."""
-    subject = template.load_template()
-    image, scale, means = common.normalised_parts(subject)
-    examples = {}
-    for split, (start, stop) in SLABS_Y.items():
-        subject_id = f"{template.TEMPLATE_ID}_y{start}-{stop}"
-        examples[split] = common.encode(subject_id, image[:, start:stop], subject.tissue[:, start:stop],
-                                        slab_affine(subject.affine, start), scale, means)
-    return examples
+    """The three slab records, keyed by split: slabs of the whole normalised template."""
+    subject = records.normalised(template.load_template())
+    return {split: records.encode(slab(subject, split, f"{template.TEMPLATE_ID}_y{start}-{stop}"))
+            for split, (start, stop) in SLABS_Y.items()}
 
 
 class IqtTemplate(common.IqtBuilder):
@@ -70,9 +75,4 @@ def slab_subject(split: str) -> Subject:
     """The `split` slab of the template at its original intensities (for export and demos)."""
     if split not in SLABS_Y:
         raise UserError(f"unknown template split {split!r}: use one of {', '.join(SLABS_Y)}")
-    subject = template.load_template()
-    start, stop = SLABS_Y[split]
-    return Subject(subject_id=f"{template.TEMPLATE_ID}_{split}",
-                            image=np.array(subject.image[:, start:stop]),
-                            tissue=np.array(subject.tissue[:, start:stop]),
-                            affine=slab_affine(subject.affine, start))
+    return slab(template.load_template(), split, f"{template.TEMPLATE_ID}_{split}")

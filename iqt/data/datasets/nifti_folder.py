@@ -24,6 +24,7 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
+from iqt.data import records
 from iqt.data.datasets import common
 from iqt.data.subject import load_subject
 from iqt.errors import UserError
@@ -119,7 +120,7 @@ def load_example(row: Row, where: str) -> dict:
     """Loads and encodes one row; a bad file is reported with the row's line."""
     try:
         subject = load_subject(row.subject, *(row.files[c] for c in FILE_COLUMNS))
-        return common.example_from_subject(subject)
+        return records.encode(records.normalised(subject))
     except UserError as e:
         raise UserError(f"{where}, line {row.line}: {e}") from None
 
