@@ -13,8 +13,8 @@ affine, header, figure) is the JAX path's.
 """
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +33,27 @@ def is_onnx_file(source: str | os.PathLike) -> bool:
     return str(source).endswith(".onnx")
 
 
+@contextlib.contextmanager
+def _no_telemetry():
+    """`import openvino` sends a usage event to Google Analytics (openvino_telemetry) unless the user opted
+    out or it runs in CI; a hospital workstation sends nothing: the import runs with CI=true."""
+    before = os.environ.get("CI")
+    os.environ["CI"] = "true"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["CI"]
+        else:
+            os.environ["CI"] = before
+
+
 def runtime(backend: str):
     """The runtime module of `backend` ('onnx', 'openvino' or 'onnxruntime'); a one-line `UserError` if missing."""
     try:
         if backend == "openvino":
-            import openvino
+            with _no_telemetry():
+                import openvino
             return openvino
         if backend == "onnxruntime":
             import onnxruntime
