@@ -5,8 +5,8 @@
     python -m launch.infer --model MODEL.onnx --input LF.nii.gz --output OUT.nii.gz   # launch.export's file
 
 --backend auto (the default) runs JAX on an accelerator and, on a CPU, the
-fastest runtime installed (OpenVINO, then onnxruntime, then JAX: measured on
-an Intel Xeon with AVX-512 and AMX, benchmarks/README.md).
+fastest runtime installed (OpenVINO, else JAX; for a .onnx file, OpenVINO, else
+onnxruntime: measured on an Intel Xeon with AVX-512 and AMX, benchmarks/README.md).
 
 The output has r times as many slices, the input's orientation, header codes
 and intensity units; OUT.png beside it shows LF and IQT in three planes, or,

@@ -8,8 +8,11 @@ affine, header, figure) is the JAX path's.
 - openvino / onnxruntime: the ONNX graph of `iqt.export.onnx_graph`, run in
   float32 (OpenVINO would run bfloat16 on CPUs with AMX unless told not to).
 - auto: JAX on an accelerator; on a CPU the first installed of `CPU_PREFERENCE`,
-  the order measured on an Intel Xeon with AVX-512 and AMX, 2 cores
-  (benchmarks/inference_backends.py, benchmarks/README.md).
+  the order measured on a 2-core Intel Xeon with AVX-512 and AMX (512 × 512 × 28
+  ×8 scans, benchmarks/inference_backends.py, benchmarks/README.md):
+  OpenVINO ran 1.9× JAX's speed with 0.55× its memory, onnxruntime
+  0.78× JAX's speed with 1.3× its memory. An
+  exported `.onnx` cannot run with JAX: there onnxruntime comes after OpenVINO.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from iqt.errors import UserError
 from iqt.inference import PredictFn, Predictor
 
 BACKENDS = ("auto", "jax", "openvino", "onnxruntime")
-CPU_PREFERENCE = ("openvino", "onnxruntime", "jax")   # fastest first, measured (module docstring)
+CPU_PREFERENCE = ("openvino", "jax", "onnxruntime")   # fastest first, measured (module docstring)
 INSTALL_HINT = "pip install 'stochastic-iqt[cpu]' (or: pip install onnx onnxruntime openvino)"
 META_PREFIX = "iqt."
 
@@ -92,11 +95,11 @@ def choose_backend(requested: str, onnx_file: bool = False) -> str:
         if jax.default_backend() != "cpu":
             return "jax"
     for backend in CPU_PREFERENCE:
+        if backend == "jax" and not onnx_file:
+            return "jax"
         if backend != "jax" and installed(backend):
             return backend
-    if onnx_file:
-        raise UserError(f"running an .onnx file needs openvino or onnxruntime: {INSTALL_HINT}")
-    return "jax"
+    raise UserError(f"running an .onnx file needs openvino or onnxruntime: {INSTALL_HINT}")
 
 
 # --- runtimes ---------------------------------------------------------------------------------

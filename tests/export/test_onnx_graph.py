@@ -96,3 +96,18 @@ def test_batchnorm_is_folded_into_the_convolutions():
     muls = [n.name for n in graph.node if n.op_type == "Mul"]
     assert muls and all("bn_out" in name for name in muls)   # only the ConvCore's output BatchNorm
     assert not any(n.op_type == "BatchNormalization" for n in graph.node)
+
+
+@pytest.mark.parametrize("have,onnx_file,expected", [
+    ({"openvino", "onnxruntime"}, False, "openvino"), ({"onnxruntime"}, False, "jax"), (set(), False, "jax"),
+    ({"onnxruntime"}, True, "onnxruntime"), ({"openvino", "onnxruntime"}, True, "openvino")])
+def test_auto_picks_the_fastest_installed_cpu_backend(monkeypatch, have, onnx_file, expected):
+    monkeypatch.setattr(backends, "installed", lambda b: b == "jax" or b in have)
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+    assert backends.choose_backend("auto", onnx_file) == expected
+
+
+def test_auto_without_any_runtime_refuses_an_onnx_file_in_one_line(monkeypatch):
+    monkeypatch.setattr(backends, "installed", lambda b: b == "jax")
+    with pytest.raises(backends.UserError, match="pip install"):
+        backends.choose_backend("auto", onnx_file=True)
