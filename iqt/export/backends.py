@@ -86,9 +86,10 @@ def choose_backend(requested: str, onnx_file: bool = False) -> str:
     if requested == "jax" and onnx_file:
         raise UserError("an exported .onnx file runs with --backend openvino or onnxruntime, not jax "
                         "(give the training run's work directory for jax)")
+    if requested in RUNTIMES:   # a one-line error naming what to install
+        runtime(requested)
+        runtime("onnx")
     if requested != "auto":
-        runtime(requested) if requested != "jax" else None
-        runtime("onnx") if requested != "jax" else None
         return requested
     if not onnx_file:
         import jax

@@ -55,7 +55,7 @@ def run_to_onnx(workdir: str | os.PathLike, checkpoint: str = "best"):
     abstract = jax.eval_shape(lambda k, x: model.init(k, x, train=False), jax.random.key(0), lf)
     abstract = {k: abstract[k] for k in ("params", "batch_stats") if k in abstract}
     variables, step = checkpointing.restore_variables(workdir, abstract, str(checkpoint))
-    variables = jax.tree.map(lambda x: jax.device_get(x), variables)
+    variables = jax.device_get(variables)
     return build_model(variables, config.model, factor, export_metadata(config, step, Path(workdir).name)), config
 
 
