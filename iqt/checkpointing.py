@@ -347,3 +347,27 @@ def shape_mismatch(state_dir: Path, abstract_state: Any) -> str | None:
 def abstract_like(tree: Any, sharding: jax.sharding.Sharding | None = None) -> Any:
     """ShapeDtypeStructs of `tree`, for restoring into the same structure."""
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
+
+
+def restore_variables(workdir: str | os.PathLike, abstract_variables: dict, which: str = "best") -> tuple[dict, int]:
+    """Restores only the model's variables, e.g. {'params', 'batch_stats'}, of a checkpointed `TrainState`
+    (an orbax partial restore: no optimiser state, no training step needed); returns (variables, step).
+
+    Steps are tried newest first, a damaged one skipped with a warning, as `restore_state` does.
+    """
+    directory, steps = resolve_checkpoint(workdir, which)
+    mismatch = shape_mismatch(directory / str(steps[0]) / "state", abstract_variables)
+    if mismatch:
+        raise UserError(f"the checkpoint {directory / str(steps[0])} holds another network than "
+                        f"{Path(workdir) / 'config.json'} describes ({mismatch}); was its model or sim "
+                        f"section edited? Restore it as it was when the run trained")
+    args = ocp.args.PyTreeRestore(item=abstract_variables, partial_restore=True,
+                                  restore_args=ocp.checkpoint_utils.construct_restore_args(abstract_variables))
+    for step in steps:
+        try:
+            with ocp.PyTreeCheckpointer() as reader:
+                return reader.restore((directory / str(step) / "state").absolute(), args=args), step
+        except Exception as e:  # a damaged or partial checkpoint: fall back to an older one
+            logging.warning("checkpoint %s/%d is unreadable (%s: %s); falling back to an older one",
+                            directory, step, type(e).__name__, (str(e).splitlines() or [""])[0][:200])
+    raise UserError(f"no readable checkpoint in {directory} (tried steps {steps})")

@@ -17,7 +17,7 @@ from iqt import figures
 from iqt.data.nifti import (NIFTI_SUFFIXES, check_same_grid, find_slice_axis, hf_affine_from_lf, load_volume,
                             save_volume, voxel_sizes_from_affine)
 from iqt.errors import UserError
-from iqt.inference import Predictor, enhance_lf, load_predictor
+from iqt.inference import Predictor, enhance_lf
 from iqt.interpolation import interpolate_slices
 from iqt.orientation import Reorientation
 from iqt.tiling import DEFAULT_TILE_LF, check_tile_size
@@ -172,12 +172,15 @@ def for_each_input(pairs: list[tuple[Path, Path]], work: Callable[[Path, Path], 
 def enhance_files(inputs: list[str], output: str, workdir: str | os.PathLike, *, checkpoint: str = "best",
                   slice_axis: int | None = None, mask_path: str | None = None, batch_size: int = 1,
                   tile_lf=DEFAULT_TILE_LF, progress: bool = True, allow_spacing_mismatch: bool = False,
-                  prepare: bool = False, sequence: str = "T1w",
-                  reference_path: str | None = None) -> list[Path]:
-    """`launch.infer`: checks every input, loads the run's network once, enhances each file.
+                  prepare: bool = False, sequence: str = "T1w", reference_path: str | None = None,
+                  backend: str = "jax", threads: int | None = None, factor: int | None = None) -> list[Path]:
+    """`launch.infer`: checks every input, loads the network once, enhances each file.
 
-    `prepare`: runs `launch.prepare`'s steps on each input first, in memory (`iqt.prepare.infer_hook`).
+    `workdir`: a training run or an exported `.onnx`; `backend`, `threads`, `factor`:
+    `iqt.export.run_export.open_predictor`. `prepare`: runs `launch.prepare`'s steps
+    on each input first, in memory (`iqt.prepare.infer_hook`).
     """
+    from iqt.export.run_export import open_predictor, training_grid
     from iqt.prepare import infer_hook
     pairs = plan_outputs(inputs, output)
     if mask_path is not None and len(pairs) > 1:
@@ -189,10 +192,10 @@ def enhance_files(inputs: list[str], output: str, workdir: str | os.PathLike, *,
     if isinstance(batch_size, bool) or int(batch_size) < 1:
         raise UserError(f"--batch_size must be a positive integer, got {batch_size!r}")
     tile_lf = check_tile_size(tile_lf)
-    grid = infer_hook.training_grid(workdir)
+    grid = training_grid(workdir)
     warnings = [w for source, _ in pairs for w in check_input(
         source, slice_axis, mask_path, grid=grid, allow_spacing_mismatch=allow_spacing_mismatch, prepare=prepare)]
-    predictor, _ = load_predictor(workdir, checkpoint)
+    predictor, _ = open_predictor(workdir, checkpoint, backend, threads=threads, factor=factor)
     infer_hook.warn(warnings)
     return for_each_input(pairs, lambda source, target: enhance_file(
         source, target, predictor, slice_axis=slice_axis, mask_path=mask_path, batch_size=batch_size,

@@ -103,19 +103,18 @@ def make_predict_fn(model, variables) -> PredictFn:
     return lambda lf: np.asarray(apply(variables, jnp.asarray(lf)))
 
 
-def _restore_variables(workdir, checkpoint: str, config, model) -> dict:
-    """The Flax variables {'params', 'batch_stats'} of a run's checkpointed `TrainState`."""
+def restore_variables(workdir, checkpoint: str, config, model) -> dict:
+    """The Flax variables {'params', 'batch_stats'} of a run's checkpoint, restored alone (no training state)."""
     import jax
 
     from iqt import checkpointing
     from iqt.models import input_multiple
-    from iqt.train_step import create_train_state, make_optimizer
 
-    shape = (1, *input_multiple(config.model, int(config.sim.factor)))
-    abstract = jax.eval_shape(lambda k: create_train_state(k, model, make_optimizer(config.train), shape),
-                              jax.random.key(0))
-    state, _ = checkpointing.restore_state(workdir, abstract, checkpoint)
-    return {"params": state.params, "batch_stats": state.batch_stats}
+    lf = jax.ShapeDtypeStruct((1, *input_multiple(config.model, int(config.sim.factor)), 1), jax.numpy.float32)
+    abstract = jax.eval_shape(lambda k, x: model.init(k, x, train=False), jax.random.key(0), lf)
+    abstract = {k: abstract[k] for k in ("params", "batch_stats") if k in abstract}
+    variables, _ = checkpointing.restore_variables(workdir, abstract, checkpoint)
+    return variables
 
 
 def load_predictor(workdir: str | os.PathLike, checkpoint: str = "best") -> tuple[Predictor, object]:
@@ -129,7 +128,7 @@ def load_predictor(workdir: str | os.PathLike, checkpoint: str = "best") -> tupl
     checkpointing.resolve_checkpoint(workdir, str(checkpoint))   # a clear error before anything heavy
     factor = int(config.sim.factor)
     model = create_model(config.model, factor)
-    variables = _restore_variables(workdir, str(checkpoint), config, model)
+    variables = restore_variables(workdir, str(checkpoint), config, model)
     return Predictor(make_predict_fn(model, variables), factor, input_multiple(config.model, factor)), config
 
 

@@ -2,6 +2,11 @@
 
     python -m launch.infer --workdir RUN --input LF.nii.gz --output OUT.nii.gz
     python -m launch.infer --workdir RUN --input DIR_OR_FILE [--input ...] --output OUT_DIR
+    python -m launch.infer --model MODEL.onnx --input LF.nii.gz --output OUT.nii.gz   # launch.export's file
+
+--backend auto (the default) runs JAX on an accelerator and, on a CPU, the
+fastest runtime installed (OpenVINO, else JAX; for a .onnx file, OpenVINO, else
+onnxruntime: measured on an Intel Xeon with AVX-512 and AMX, benchmarks/README.md).
 
 The output has r times as many slices, the input's orientation, header codes
 and intensity units; OUT.png beside it shows LF and IQT in three planes, or,
@@ -21,6 +26,15 @@ from iqt.prepare.pipeline import SEQUENCES
 from iqt.tiling import DEFAULT_TILE_LF
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training work directory (config.json and checkpoints).")
+_MODEL = flags.DEFINE_string("model", None, "An exported network (python -m launch.export), instead of "
+                             "--workdir (which also accepts a .onnx file).")
+_BACKEND = flags.DEFINE_enum("backend", "auto", ["auto", "jax", "openvino", "onnxruntime"],
+                             "Runtime of the network: auto = JAX on an accelerator, else the fastest installed "
+                             "CPU runtime; openvino and onnxruntime need pip install 'stochastic-iqt[cpu]'.")
+_THREADS = flags.DEFINE_integer("threads", None, "CPU threads of openvino/onnxruntime (default: all cores).",
+                                lower_bound=1)
+_FACTOR = flags.DEFINE_integer("factor", None, "The upsampling factor expected: refuse a network of another.",
+                               lower_bound=2)
 _INPUT = flags.DEFINE_multi_string("input", None,
                                    "Low-field NIfTI file or folder of them; repeat for several.")
 _OUTPUT = flags.DEFINE_string("output", None, "Output .nii/.nii.gz file (one input) or folder (several).")
@@ -43,21 +57,31 @@ _PREPARE = flags.DEFINE_boolean("prepare", False, "Run launch.prepare's steps (N
                                 "cross-talk for T1w, in-plane resampling) first, in memory; their JSON "
                                 "goes beside the output as OUT_prepare.json.")
 _SEQUENCE = flags.DEFINE_enum("sequence", "T1w", list(SEQUENCES), "The input's contrast (for --prepare).")
-flags.mark_flags_as_required(["workdir", "input", "output"])
+flags.mark_flags_as_required(["input", "output"])
 
 
 def main(argv: Sequence[str]) -> None:
     del argv
+    source = _network_source()
     _check_output(_OUTPUT.value, _INPUT.value or [])
     from iqt.infer_files import enhance_files, figure_path
-    outputs = enhance_files(_INPUT.value, _OUTPUT.value, _WORKDIR.value, checkpoint=_CHECKPOINT.value,
+    outputs = enhance_files(_INPUT.value, _OUTPUT.value, source, checkpoint=_CHECKPOINT.value,
                             slice_axis=_SLICE_AXIS.value, mask_path=_MASK.value,
                             batch_size=_BATCH_SIZE.value, tile_lf=_TILE.value, progress=_PROGRESS.value,
                             reference_path=_REFERENCE.value,
                             allow_spacing_mismatch=_ALLOW.value, prepare=_PREPARE.value,
-                            sequence=_SEQUENCE.value)
+                            sequence=_SEQUENCE.value, backend=_BACKEND.value, threads=_THREADS.value,
+                            factor=_FACTOR.value)
     for path in outputs:
         print(f"wrote {path} and {figure_path(path)}", flush=True)
+
+
+def _network_source() -> str:
+    """--workdir RUN (or a .onnx) or --model MODEL.onnx: exactly one."""
+    from iqt.errors import UserError
+    if (_WORKDIR.value is None) == (_MODEL.value is None):
+        raise UserError("give the network with exactly one of --workdir RUN and --model MODEL.onnx")
+    return _WORKDIR.value or _MODEL.value
 
 
 def _check_output(output: str, inputs: list[str]) -> None:

@@ -1,0 +1,162 @@
+"""`launch.export` and `launch.infer --model/--backend` on a real (tiny, random) run, in subprocesses."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import nibabel as nib
+import numpy as np
+import pytest
+
+from iqt import config_io
+from iqt.checkpointing import Checkpointer
+from iqt.models import create_model, input_multiple
+from iqt.train_step import create_train_state, make_optimizer
+from launch.configs.demo import get_config
+
+ROOT = Path(__file__).resolve().parents[2]
+TOLERANCE = 1e-5
+HIDE_RUNTIMES = ("import sys, runpy; sys.modules['openvino'] = sys.modules['onnxruntime'] = None; "
+                 "sys.argv = ['{module}'] + sys.argv[1:]; runpy.run_module('{module}', run_name='__main__')")
+
+
+def run_module(module: str, *args, hide_runtimes: bool = False) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
+    head = ["-c", HIDE_RUNTIMES.format(module=module)] if hide_runtimes else ["-m", module]
+    return subprocess.run([sys.executable, *head, *map(str, args)], env=env, capture_output=True, text=True,
+                          timeout=180)
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *words: str) -> None:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A work directory: the tiny ×8 demo config (cubic residual) and one checkpoint of random weights."""
+    config = get_config("tiny")
+    workdir = tmp_path_factory.mktemp("run")
+    config_io.save_config(config, workdir)
+    model = create_model(config.model, config.sim.factor)
+    abstract = jax.eval_shape(lambda key: create_train_state(key, model, make_optimizer(config.train),
+                                                             (1, 16, 16, 2)), jax.random.key(0))
+    rng = np.random.default_rng(3)
+
+    def fill(path, leaf):
+        name = jax.tree_util.keystr(path)
+        if "batch_stats" in name:
+            return (rng.uniform(0.5, 2.0, leaf.shape) if "var" in name else rng.normal(0, 0.2, leaf.shape)
+                    ).astype(leaf.dtype)
+        if "params" in name and "opt_state" not in name:
+            return (0.3 * rng.standard_normal(leaf.shape)).astype(leaf.dtype)
+        return np.zeros(leaf.shape, leaf.dtype)
+
+    checkpointer = Checkpointer(workdir)
+    checkpointer.save(1, jax.tree_util.tree_map_with_path(fill, abstract), {})
+    checkpointer.wait()
+    checkpointer.close()
+    return workdir, config
+
+
+@pytest.fixture(scope="module")
+def exported(run, tmp_path_factory):
+    workdir, _ = run
+    out = tmp_path_factory.mktemp("export") / "model.onnx"
+    result = run_module("launch.export", f"--workdir={workdir}", "--checkpoint=latest", "--format=onnx",
+                        f"--output={out}")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def lf_file(tmp_path_factory, run):
+    _, config = run
+    folder = tmp_path_factory.mktemp("lf")
+    hf_mm = float(config.sim.hf_voxel_mm)
+    affine = np.diag([-hf_mm, hf_mm, 8 * hf_mm, 1.0])
+    affine[:3, 3] = (40.0, -50.0, -30.0)
+    data = np.zeros((34, 30, 6), np.float32)
+    data[3:31, 4:26, :] = np.random.default_rng(2).uniform(100, 400, (28, 22, 6))
+    image = nib.Nifti1Image(data, affine)
+    image.header["descrip"] = b"low-field test scan"
+    nib.save(image, folder / "lf.nii.gz")
+    return folder / "lf.nii.gz"
+
+
+def test_the_export_holds_what_inference_needs(exported, run):
+    onnx = pytest.importorskip("onnx")
+    _, config = run
+    meta = {p.key: p.value for p in onnx.load(str(exported)).metadata_props}
+    assert config_io.config_from_json(meta["iqt.config"]).to_dict() == config.to_dict()
+    multiple = input_multiple(config.model, 8)
+    assert meta["iqt.factor"] == "8" and meta["iqt.input_multiple"] == ",".join(map(str, multiple))
+    assert "mean" in meta["iqt.normalisation"] and '"lf_slice"' in meta["iqt.training_voxels_mm"]
+
+
+@pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
+def test_whole_volumes_of_jax_and_the_onnx_runtimes_agree(run, exported, lf_file, tmp_path, backend):
+    pytest.importorskip(backend)
+    workdir, _ = run
+    common = [f"--input={lf_file}", "--checkpoint=latest", "--noprogress", "--tile=32,32,4"]
+    jax_run = run_module("launch.infer", f"--workdir={workdir}", "--backend=jax", *common,
+                         f"--output={tmp_path / 'jax.nii.gz'}")
+    assert jax_run.returncode == 0, jax_run.stderr
+    onnx_run = run_module("launch.infer", f"--model={exported}", f"--backend={backend}", *common,
+                          f"--output={tmp_path / 'onnx.nii.gz'}")
+    assert onnx_run.returncode == 0, onnx_run.stderr
+    a, b = nib.load(tmp_path / "jax.nii.gz"), nib.load(tmp_path / "onnx.nii.gz")
+    x, y = np.asarray(a.dataobj), np.asarray(b.dataobj)
+    assert x.shape == (34, 30, 48) and np.abs(y - x).max() <= TOLERANCE * np.abs(x).max()
+    assert np.array_equal(a.affine, b.affine)
+    assert a.header.binaryblock == b.header.binaryblock
+
+
+def test_a_missing_runtime_says_what_to_install(exported, lf_file, tmp_path):
+    result = run_module("launch.infer", f"--model={exported}", "--backend=openvino", f"--input={lf_file}",
+                        f"--output={tmp_path / 'out.nii.gz'}", hide_runtimes=True)
+    assert_user_error(result, "openvino is not installed", "pip install")
+    assert not any(tmp_path.iterdir())
+
+
+def test_without_runtimes_the_jax_path_still_enhances(run, lf_file, tmp_path):
+    workdir, _ = run
+    result = run_module("launch.infer", f"--workdir={workdir}", "--checkpoint=latest", f"--input={lf_file}",
+                        "--noprogress", f"--output={tmp_path / 'out.nii.gz'}", hide_runtimes=True)
+    assert result.returncode == 0, result.stderr
+    assert nib.load(tmp_path / "out.nii.gz").shape == (34, 30, 48)
+
+
+def test_a_corrupt_onnx_file_is_one_line(exported, lf_file, tmp_path):
+    pytest.importorskip("onnx")
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(exported.read_bytes()[:5000])
+    result = run_module("launch.infer", f"--model={corrupt}", f"--input={lf_file}",
+                        f"--output={tmp_path / 'out' / 'x.nii.gz'}")
+    assert_user_error(result, "corrupt.onnx", "not a readable ONNX model")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_onnx_of_another_factor_is_refused(exported, lf_file, tmp_path):
+    pytest.importorskip("onnx")
+    result = run_module("launch.infer", f"--model={exported}", "--factor=4", f"--input={lf_file}",
+                        "--allow_spacing_mismatch", f"--output={tmp_path / 'out' / 'x.nii.gz'}")
+    assert_user_error(result, "×8", "×4")
+    assert not (tmp_path / "out").exists()
+
+
+def test_launch_export_errors_are_one_line(run, tmp_path):
+    workdir, _ = run
+    assert_user_error(run_module("launch.export", f"--workdir={tmp_path / 'absent'}",
+                                 f"--output={tmp_path / 'm.onnx'}"), "absent")
+    assert_user_error(run_module("launch.export", f"--workdir={workdir}", f"--output={tmp_path / 'm.txt'}"),
+                      ".onnx")
+    assert_user_error(run_module("launch.export", f"--workdir={workdir}", "--checkpoint=99",
+                                 f"--output={tmp_path / 'm.onnx'}"), "99")
+    assert not any(tmp_path.iterdir())

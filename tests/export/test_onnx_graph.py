@@ -1,0 +1,113 @@
+"""The exported ONNX graph computes what the Flax network computes (onnxruntime and OpenVINO against JAX)."""
+from __future__ import annotations
+
+import jax
+import nibabel as nib
+import numpy as np
+import pytest
+
+from iqt.models import create_model, default_config, input_multiple
+
+onnx = pytest.importorskip("onnx")
+from iqt.export import backends  # noqa: E402
+from iqt.export.onnx_graph import build_model  # noqa: E402
+
+TOLERANCE = 1e-5   # max |ONNX − JAX| / max |JAX|, float32
+
+
+def random_variables(model, multiple, seed: int):
+    """Random weights and BatchNorm statistics (some BatchNorm scales negative, as training can make them)."""
+    rng = np.random.default_rng(seed)
+    lf = jax.ShapeDtypeStruct((1, *multiple, 1), np.float32)
+    abstract = jax.eval_shape(lambda k, x: model.init(k, x, train=False), jax.random.key(0), lf)
+
+    def fill(path, leaf):
+        name = jax.tree_util.keystr(path)
+        if "'var'" in name:
+            return rng.uniform(0.5, 2.0, leaf.shape).astype(np.float32)
+        if "'scale'" in name:
+            return (rng.uniform(0.5, 1.5, leaf.shape) * rng.choice([-1, 1, 1, 1], leaf.shape)).astype(np.float32)
+        return (0.3 * rng.standard_normal(leaf.shape)).astype(np.float32)
+
+    return jax.tree_util.tree_map_with_path(fill, abstract)
+
+
+def network(factor: int, base_features: int, levels: int = 3, residual: str = "none", name: str = "aniso_unet"):
+    config = default_config()
+    config.update(dict(base_features=base_features, levels=levels, residual=residual, name=name, conv_impl="xla"))
+    model = create_model(config, factor)
+    multiple = input_multiple(config, factor)
+    return config, model, random_variables(model, multiple, seed=factor + base_features), multiple
+
+
+def run_onnx(model_proto, backend: str, lf: np.ndarray, tmp_path) -> np.ndarray:
+    if not backends.installed(backend):
+        pytest.skip(f"{backend} is not installed")
+    path = tmp_path / f"{backend}.onnx"
+    path.write_bytes(model_proto.SerializeToString())
+    return backends.RUNTIMES[backend](path, None)(lf)
+
+
+def relative_difference(got: np.ndarray, expected: np.ndarray) -> float:
+    assert got.shape == expected.shape
+    return float(np.abs(got - expected).max() / np.abs(expected).max())
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+@pytest.mark.parametrize("factor,base_features,residual", [(4, 4, "none"), (4, 6, "cubic"), (8, 4, "cubic"),
+                                                           (8, 6, "linear")])
+def test_the_graph_matches_jax_on_random_inputs(factor, base_features, residual, backend, tmp_path):
+    config, model, variables, multiple = network(factor, base_features, residual=residual)
+    lf = np.random.default_rng(0).random((2, 2 * multiple[0], 3 * multiple[1], 3 * multiple[2]), np.float32)
+    expected = np.asarray(model.apply(variables, lf[..., None], train=False)[..., 0])
+    got = run_onnx(build_model(variables, config, factor), backend, lf, tmp_path)
+    assert relative_difference(got, expected) <= TOLERANCE
+
+
+def test_the_sr_unet_and_a_shallow_lifted_network_export_too(tmp_path):
+    for name, levels in (("sr_unet", 3), ("aniso_unet", 2)):   # ×8 with 2 levels lifts its bottleneck
+        config, model, variables, multiple = network(8, 4, levels=levels, name=name)
+        lf = np.random.default_rng(1).random((1, 2 * multiple[0], multiple[1], 2 * multiple[2]), np.float32)
+        expected = np.asarray(model.apply(variables, lf[..., None], train=False)[..., 0])
+        assert relative_difference(run_onnx(build_model(variables, config, 8), "onnxruntime", lf, tmp_path),
+                                   expected) <= TOLERANCE
+
+
+@pytest.mark.parametrize("factor", [4, 8])
+def test_the_graph_matches_jax_on_a_real_volume(factor, tmp_path):
+    """A block of the MNI152 template (shipped with nilearn), its slices averaged r at a time, normalised."""
+    from iqt.data.template import template_path
+
+    t1 = np.asarray(nib.load(template_path("t1")).dataobj, np.float32)[60:124, 80:144, 60:60 + 4 * factor]
+    lf = t1.reshape(64, 64, 4, factor).mean(-1)
+    lf = (lf / lf[lf > 0].mean())[None]
+    config, model, variables, _ = network(factor, 6, residual="cubic")
+    expected = np.asarray(model.apply(variables, lf[..., None], train=False)[..., 0])
+    for backend in ("onnxruntime", "openvino"):
+        assert relative_difference(run_onnx(build_model(variables, config, factor), backend, lf, tmp_path),
+                                   expected) <= TOLERANCE
+
+
+def test_batchnorm_is_folded_into_the_convolutions():
+    """Positive BatchNorm scales leave no Mul behind a ReLU(conv): conv → ReLU → Add only."""
+    config, model, variables, _ = network(4, 4)
+    stats = jax.tree.map(np.abs, variables["params"])   # all scales > 0
+    graph = build_model({"params": stats, "batch_stats": variables["batch_stats"]}, config, 4).graph
+    muls = [n.name for n in graph.node if n.op_type == "Mul"]
+    assert muls and all("bn_out" in name for name in muls)   # only the ConvCore's output BatchNorm
+    assert not any(n.op_type == "BatchNormalization" for n in graph.node)
+
+
+@pytest.mark.parametrize("have,onnx_file,expected", [
+    ({"openvino", "onnxruntime"}, False, "openvino"), ({"onnxruntime"}, False, "jax"), (set(), False, "jax"),
+    ({"onnxruntime"}, True, "onnxruntime"), ({"openvino", "onnxruntime"}, True, "openvino")])
+def test_auto_picks_the_fastest_installed_cpu_backend(monkeypatch, have, onnx_file, expected):
+    monkeypatch.setattr(backends, "installed", lambda b: b == "jax" or b in have)
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+    assert backends.choose_backend("auto", onnx_file) == expected
+
+
+def test_auto_without_any_runtime_refuses_an_onnx_file_in_one_line(monkeypatch):
+    monkeypatch.setattr(backends, "installed", lambda b: b == "jax")
+    with pytest.raises(backends.UserError, match="pip install"):
+        backends.choose_backend("auto", onnx_file=True)
