@@ -22,13 +22,14 @@ from absl import flags
 
 from iqt import cli, io_utils
 from iqt.data import nifti
+from iqt.export.backends import BACKENDS
 from iqt.prepare.pipeline import SEQUENCES
 from iqt.tiling import DEFAULT_TILE_LF
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training work directory (config.json and checkpoints).")
 _MODEL = flags.DEFINE_string("model", None, "An exported network (python -m launch.export), instead of "
                              "--workdir (which also accepts a .onnx file).")
-_BACKEND = flags.DEFINE_enum("backend", "auto", ["auto", "jax", "openvino", "onnxruntime"],
+_BACKEND = flags.DEFINE_enum("backend", "auto", list(BACKENDS),
                              "Runtime of the network: auto = JAX on an accelerator, else the fastest installed "
                              "CPU runtime; openvino and onnxruntime need pip install 'stochastic-iqt[cpu]'.")
 _THREADS = flags.DEFINE_integer("threads", None, "CPU threads of openvino/onnxruntime (default: all cores).",
