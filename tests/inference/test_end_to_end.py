@@ -99,14 +99,14 @@ def test_launch_infer_writes_the_enhanced_volume_and_its_figure(run, tmp_path):
 
 def test_evaluate_run_writes_the_report(run, tmp_path, monkeypatch):
     workdir, _, _ = run
-    from iqt.data import pipeline
+    from iqt.data import splits
     from iqt.data.template import load_template
     from iqt.data.subject import Subject
 
     t = load_template()
     cut = (slice(60, 140, 2), slice(60, 160, 2), slice(40, 136))
     subject = Subject("cut", (t.image[cut] / t.image.max()).astype(np.float32), t.tissue[cut], t.affine)
-    monkeypatch.setattr(pipeline, "load_split_subjects", lambda data_config, split: [subject])
+    monkeypatch.setattr(splits, "load_split_subjects", lambda data_config, split: [subject])
     table, paths = evaluation.evaluate_run(workdir, settings=["mean"], out_dir=tmp_path / "report",
                                            checkpoint="latest", metric_set="both", progress=False,
                                            tile_lf=(272, 272, 8))   # 2 tiles along the slices: a border
