@@ -75,6 +75,13 @@ def create_train_state(key: jax.Array, model: nn.Module, optimizer: optax.Gradie
                       skipped=jnp.zeros((), jnp.int32))
 
 
+def init_train_state(key: jax.Array, model: nn.Module, optimizer: optax.GradientTransformation,
+                     lf_shape: tuple[int, ...], out_shardings=None) -> TrainState:
+    """`create_train_state`, jitted (placed by `out_shardings`, e.g. replicated over a mesh)."""
+    init = jax.jit(lambda k: create_train_state(k, model, optimizer, lf_shape), out_shardings=out_shardings)
+    return init(key)
+
+
 EVAL_DRAWS = 2**31 - 1      # the streams of a run's root key: the validation set's draws, …
 SUBJECT_DRAWS = 2**31 - 2   # … the per-subject draws (folded into the run's root key), …
 AUGMENT_DRAWS = 2**31 - 3   # … and the flips (folded into the step's key)
@@ -135,15 +142,10 @@ def _all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
-def train_step(state: TrainState, batch: dict, *, model: nn.Module, optimizer: optax.GradientTransformation,
-               sim_config: ml_collections.ConfigDict, root_key: jax.Array,
-               flips: bool = False) -> tuple[TrainState, dict]:
-    """(Flip →) simulate → predict → MSE → Adam; an update with a non-finite loss or gradient is not applied."""
-    key = jax.random.fold_in(root_key, state.step)
-    if flips:
-        batch = augment(jax.random.fold_in(key, AUGMENT_DRAWS), batch)
-    lf, target, theta = simulate_pairs(key, batch, sim_config, jax.random.fold_in(root_key, SUBJECT_DRAWS))
-
+def update(state: TrainState, lf: jax.Array, target: jax.Array, *, model: nn.Module,
+           optimizer: optax.GradientTransformation) -> tuple[TrainState, dict]:
+    """Predict → MSE → Adam on one LF/HF pair (B, X, Y, Z/r), (B, X, Y, Z); an update with a
+    non-finite loss or gradient is not applied."""
     def loss_fn(params):
         prediction, updates = model.apply({"params": params, "batch_stats": state.batch_stats},
                                           lf[..., None], train=True, mutable=["batch_stats"])
@@ -160,8 +162,25 @@ def train_step(state: TrainState, batch: dict, *, model: nn.Module, optimizer: o
         batch_stats=keep(updates.get("batch_stats", {}), state.batch_stats),
         opt_state=keep(new_opt_state, state.opt_state),
         skipped=state.skipped + (~finite).astype(jnp.int32))
-    metrics = {"loss": loss, "grad_norm": optax.global_norm(grads), "finite": finite, "theta": theta}
-    return new_state, metrics
+    return new_state, {"loss": loss, "grad_norm": optax.global_norm(grads), "finite": finite}
+
+
+def model_step(state: TrainState, lf: jax.Array, target: jax.Array, *, model: nn.Module,
+               optimizer: optax.GradientTransformation) -> tuple[TrainState, dict]:
+    """The network's part of a step alone, on a given pair (benchmarks): `update`."""
+    return update(state, lf, target, model=model, optimizer=optimizer)
+
+
+def train_step(state: TrainState, batch: dict, *, model: nn.Module, optimizer: optax.GradientTransformation,
+               sim_config: ml_collections.ConfigDict, root_key: jax.Array,
+               flips: bool = False, spec=None) -> tuple[TrainState, dict]:
+    """(Flip →) simulate → predict → MSE → Adam; an update with a non-finite loss or gradient is not applied."""
+    key = jax.random.fold_in(root_key, state.step)
+    if flips:
+        batch = augment(jax.random.fold_in(key, AUGMENT_DRAWS), batch)
+    lf, target, theta = simulate_pairs(key, batch, sim_config, jax.random.fold_in(root_key, SUBJECT_DRAWS))
+    new_state, metrics = update(state, lf, target, model=model, optimizer=optimizer)
+    return new_state, {**metrics, "theta": theta}
 
 
 def predict(state: TrainState, lf: jax.Array, *, model: nn.Module) -> jax.Array:
