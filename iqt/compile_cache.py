@@ -17,10 +17,9 @@ unless `$JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS` says otherwise).
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Optional
-
-import jax
 
 ENV_VAR = "IQT_COMPILATION_CACHE"
 JAX_ENV_VAR = "JAX_COMPILATION_CACHE_DIR"
@@ -44,24 +43,39 @@ def resolve(value: Optional[str] = None) -> Optional[Path]:
     return default_dir()
 
 
+def _usable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return os.access(folder, os.W_OK)
+    except OSError:
+        return False
+
+
 def enable(value: Optional[str] = None) -> Optional[Path]:
     """Points JAX's persistent cache at `resolve(value)`, creating the folder; returns it (None: off).
 
-    A folder that cannot be made or written leaves the cache off: a cache is never
-    a reason for a command to fail.
+    Before JAX is imported this sets JAX's environment variables (so commands
+    that never import JAX do not pay for it, and subprocesses inherit the
+    choice); after, JAX's config. A folder that cannot be made or written leaves
+    the cache off: a cache is never a reason for a command to fail.
     """
     folder = resolve(value)
-    if folder is not None:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            writable = os.access(folder, os.W_OK)
-        except OSError:
-            writable = False
-        folder = folder if writable else None
-    jax.config.update("jax_enable_compilation_cache", folder is not None)
-    jax.config.update("jax_compilation_cache_dir", None if folder is None else str(folder))
+    folder = folder if folder is not None and _usable(folder) else None
+    settings = {"jax_enable_compilation_cache": folder is not None,
+                "jax_compilation_cache_dir": None if folder is None else str(folder)}
     if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_TIME_S)
+        settings["jax_persistent_cache_min_compile_time_secs"] = MIN_COMPILE_TIME_S
+    if "jax" in sys.modules:
+        import jax
+
+        for name, setting in settings.items():
+            jax.config.update(name, setting)
+        return folder
+    for name, setting in settings.items():
+        if setting is None:
+            os.environ.pop(name.upper(), None)
+        else:
+            os.environ[name.upper()] = str(setting).lower() if isinstance(setting, bool) else str(setting)
     return folder
 
 

@@ -10,8 +10,8 @@ It knows nothing of the model.
 
     config = simulators.default_config("T1w", factor=8)
     m = simulators.required_margin(config)
-    params = simulators.sample_parameters(key_params, config, batch_size)
-    lf = simulators.simulate_batch(key_noise, hf, tissue, tissue_means, params, config)
+    theta = simulators.sample_parameters(key_theta, config, batch_size)
+    lf = simulators.simulate_batch(key_noise, hf, tissue, tissue_means, theta, config)
 """
 from simulators.config import SEQUENCES, default_config
 from simulators.errors import SimulatorInputError

@@ -31,6 +31,7 @@ def train_config(**overrides) -> ml_collections.ConfigDict:
     c.keep_checkpoints = 3
     c.max_nonfinite_skips = 0         # 0: stop at the first non-finite loss or gradient
     c.progress_bar = True
+    c.prng_impl = "threefry2x32"      # 'threefry2x32' | 'rbg' | 'unsafe_rbg' (iqt.train_step.PRNG_IMPLS)
     c.update(overrides)
     return c
 
