@@ -2,11 +2,11 @@
 included) follows the float32 run closely over a few steps, and 'auto' picks float32 on the CPU.
 
 Tolerance. bfloat16 keeps 8 mantissa bits (relative rounding 2^-9 ≈ 2e-3 per
-operation); the convolutions accumulate in float32, BatchNorm, the loss, the
-gradients and Adam stay float32. The first loss (same parameters) then agrees
-to about 1e-2 relative; the later ones follow Adam updates, which normalise each
-gradient coordinate by its own RMS, so a near-zero coordinate can move by up to
-the learning rate either way: 5e-2 relative over the first steps (seen: below 1e-2).
+operation); BatchNorm statistics, the loss, the gradients' accumulation into
+float32 parameters and Adam stay float32. On the tiny network without the residual
+(so the network alone predicts from the first step), the losses of the first
+steps agree to 1e-2 relative, later ones (after Adam updates that normalise each
+gradient coordinate by its own RMS) to 2e-2 (seen: 3.3e-3 for the first, at most 3.8e-3).
 """
 import jax
 import jax.numpy as jnp
@@ -18,12 +18,13 @@ from iqt import train_step as ts
 from iqt.models import create_model, resolve_compute_dtype
 
 STEPS = 4
-RTOL_FIRST, RTOL = 2e-2, 5e-2
+RTOL_FIRST, RTOL = 1e-2, 2e-2
 
 
-def _losses(dtype: str) -> list[float]:
+def losses_for(dtype: str) -> list[float]:
     config = load_config("demo:tiny", 4)
     config.model.compute_dtype = dtype
+    config.model.residual = "none"                   # the network alone makes the prediction from step 0
     spec = simulators.SimulatorSpec.from_config(config.sim)
     model = create_model(config.model, config.sim.factor)
     optimizer = ts.make_optimizer(config.train)
@@ -41,11 +42,10 @@ def _losses(dtype: str) -> list[float]:
 
 
 def test_bfloat16_steps_follow_the_float32_steps():
-    f32, bf16 = _losses("float32"), _losses("bfloat16")
+    f32, bf16 = losses_for("float32"), losses_for("bfloat16")
     assert f32 != bf16                               # the dtype did change the arithmetic
     np.testing.assert_allclose(bf16[0], f32[0], rtol=RTOL_FIRST)
     np.testing.assert_allclose(bf16, f32, rtol=RTOL)
-    assert bf16[-1] < bf16[0] and f32[-1] < f32[0]   # both learn the same batch
 
 
 def test_auto_is_float32_on_the_cpu_and_leaves_explicit_choices_alone():
