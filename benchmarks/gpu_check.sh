@@ -8,13 +8,15 @@
 #   1. environment.json        nvidia-smi, versions
 #   2. first_step.json         time to the first step of hcp_t1w_x8 at batch 32, cold then warm
 #                              (a fresh persistent compilation cache, two processes)
-#   3. train_step_gpu.json     model-only and whole step (simulator included), batches 32 and 256,
-#                              float32 and bfloat16, then the PyTorch peer on the same GPU
+#   3. train_step_gpu.json     the PyTorch peer on the same GPU, then the model-only and whole step
+#                              (simulator included), batches 32 and 256, float32 and bfloat16
 #   4. train_step_gpu_xla.json the same sweep at batch 256 with conv_impl=cpu_fast, whose
 #                              matrix-product formulation may suit the GPU too
 # TINY=1 runs every part at toy sizes, without the peer, on any backend (the test of this
 # script on the CPU). Without IQT_PEER_DIR the peer is left out.
 set -u
+# JAX takes GPU memory as it needs it, leaving room for the peer's process
+export XLA_PYTHON_CLIENT_PREALLOCATE=${XLA_PYTHON_CLIENT_PREALLOCATE:-false}
 OUT=${OUT:?set OUT to a folder for the JSON files}
 mkdir -p "$OUT"
 cd "$(dirname "$0")/.."
@@ -27,7 +29,7 @@ if [ "${TINY:-0}" = 1 ]; then
   T_FIRST=300; T_SWEEP=300; T_ALT=200
 else
   CONFIG=hcp_t1w_x8; BATCH=32; BATCHES=32,256; STEPS="--warmup 3 --steps 10"; MODEL=""
-  T_FIRST=200; T_SWEEP=420; T_ALT=150
+  T_FIRST=150; T_SWEEP=300; T_ALT=60   # with the environment's 30 s: 9 minutes at most
 fi
 
 part() {   # part NAME TIMEOUT_S COMMAND...: runs it, records its exit status beside its JSON

@@ -11,7 +11,7 @@ setting, so a run stopped by a timeout keeps what it measured.
 
 `--peer torch` runs the PyTorch peer (`torch_aniso_unet_gpu.py` from --peer_dir:
 channels_last_3d, cudnn.benchmark, fp32 with TF32 as torch ships, bf16 autocast)
-in its own process after the JAX side, on the same GPU, at the same batches; its
+in its own process before the JAX side, on the same GPU, at the same batches; its
 time to the first step is the first call of its `run()` with one step (model
 build, cuDNN autotuning, one training step and one inference batch). It needs a
 CUDA GPU for both JAX and torch, and refuses in one line otherwise.
@@ -146,21 +146,26 @@ def measure_model_step(args, batch: int, dtype: str) -> dict:
             "tflops": train["achieved_gflops"] / 1e3, "final_loss": train["final_loss"]}
 
 
+GOAL_SETTINGS = ((32, "float32"), (256, "bfloat16"))   # issue #16's goals: measured first
+
+
 def sweep(args, report: dict, write) -> dict:
-    """Every (batch, dtype, part) in turn, then the peer; `write(report)` after each."""
+    """The peer first (quick, and before JAX holds the GPU's memory), then every (batch, dtype, part),
+    the goals' settings first; `write(report)` after each."""
     batches = [int(b) for b in args.batches.split(",")]
     dtypes = args.compute_dtypes.split(",")
-    parts = [measure_model_step] + ([measure_whole_step] if args.whole_step else [])
-    report["jax_sweep"] = []
-    for batch in batches:
-        for dtype in dtypes:
-            for part in parts:
-                report["jax_sweep"].append(part(args, batch, dtype))
-                write(report)
     if args.peer == "torch":
         report["peer_torch"] = run_torch_peer(args, batches, dtypes)
-        report["ratios_jax_over_torch_patches_per_s"] = _ratios(report["jax_sweep"], report["peer_torch"])
         write(report)
+    parts = [measure_model_step] + ([measure_whole_step] if args.whole_step else [])
+    settings = sorted(((b, d) for b in batches for d in dtypes), key=lambda bd: bd not in GOAL_SETTINGS)
+    report["jax_sweep"] = []
+    for batch, dtype in settings:
+        for part in parts:
+            report["jax_sweep"].append(part(args, batch, dtype))
+            if args.peer == "torch":
+                report["ratios_jax_over_torch_patches_per_s"] = _ratios(report["jax_sweep"], report["peer_torch"])
+            write(report)
     return report
 
 

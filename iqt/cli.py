@@ -55,7 +55,8 @@ def _exit_now(message: str) -> NoReturn:
 def print_help() -> None:
     """Prints the entry point's docstring and its flags on stdout."""
     doc = (getattr(sys.modules.get("__main__"), "__doc__", None) or "").strip()
-    print("\n\n".join(part for part in (doc, flags.FLAGS.main_module_help().strip()) if part))
+    shared = flags.FLAGS.module_help(__name__).strip()   # --compilation_cache, on every command
+    print("\n\n".join(part for part in (doc, flags.FLAGS.main_module_help().strip(), shared) if part))
 
 
 class Terminated(KeyboardInterrupt):
