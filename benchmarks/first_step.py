@@ -8,8 +8,11 @@ simulator's spec) and times, with `jax.stages` (`jit(f).trace(...).lower().compi
   - `init`: the train state, initialised as `iqt.train` does it;
   - `model_step`: forward, MSE, backward and Adam on a given LF/HF pair (no simulator);
   - `whole_step`: `iqt.train_step.train_step`, simulator included, on a random HF batch.
-For each: trace, lower and compile seconds, the first call's seconds, and the size
-of the lowered StableHLO (characters and lines). `--phases cold,warm` runs each
+For each: trace, lower and compile seconds (and the compile's CPU seconds, steadier
+on a shared machine), the first call's seconds, and the size of the lowered
+StableHLO (characters and lines). `--parts whole_step` times what a training run
+does before its first step; the phase's `process_wall_s` is then its time to the
+first step, interpreter start and imports included. `--phases cold,warm` runs each
 phase in a fresh Python process that shares one new persistent compilation cache
 (`iqt.compile_cache`): cold fills it, warm reads it; the JSON holds JAX's own count
 of persistent-cache hits per phase. Every figure is wall time on this machine.
@@ -42,10 +45,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def load_config(name: str, batch: int):
-    from ml_collections import config_flags  # noqa: F401  (registers nothing; keeps import order)
+    """A shipped config by name (or FILE.py[:VARIANT]) with `train.batch_size = batch`."""
+    import importlib.util
 
     from iqt.cli import resolve_config_file
-    import importlib.util
 
     path, _, variant = resolve_config_file(name, ROOT / "launch" / "configs").partition(":")
     spec = importlib.util.spec_from_file_location("bench_config", path)
@@ -67,9 +70,10 @@ def _stages(fn, *args) -> tuple[dict, object]:
     out["lower_s"] = time.perf_counter() - t
     text = lowered.as_text()
     out["stablehlo_chars"], out["stablehlo_lines"] = len(text), text.count("\n")
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     compiled = lowered.compile()
     out["compile_s"] = time.perf_counter() - t
+    out["compile_cpu_s"] = time.process_time() - cpu   # this process's CPU time: steadier under load
     return out, compiled
 
 
