@@ -132,7 +132,7 @@ def measure(args: argparse.Namespace) -> dict:
         rng = np.random.default_rng(0)
         lf = jnp.asarray(rng.standard_normal(lf_shape, np.float32))
         hf = jnp.asarray(rng.standard_normal((*lf_shape[:3], z), np.float32))
-        step = jax.jit(lambda s, a, b: ts.model_step(s, a, b, model=model, optimizer=optimizer))
+        step = jax.jit(lambda s, a, b: ts.update(s, a, b, model=model, optimizer=optimizer))
         stages, compiled = _stages(step, state, lf, hf)
         stages["first_call_s"], _ = _first_call(compiled, state, lf, hf)
         result["model_step"] = stages

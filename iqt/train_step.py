@@ -180,12 +180,6 @@ def update(state: TrainState, lf: jax.Array, target: jax.Array, *, model: nn.Mod
     return new_state, {"loss": loss, "grad_norm": optax.global_norm(grads), "finite": finite}
 
 
-def model_step(state: TrainState, lf: jax.Array, target: jax.Array, *, model: nn.Module,
-               optimizer: optax.GradientTransformation) -> tuple[TrainState, dict]:
-    """The network's part of a step alone, on a given pair (benchmarks): `update`."""
-    return update(state, lf, target, model=model, optimizer=optimizer)
-
-
 def train_step(state: TrainState, batch: dict, *, model: nn.Module, optimizer: optax.GradientTransformation,
                sim_config: ml_collections.ConfigDict, root_key: jax.Array,
                flips: bool = False, spec: Optional[simulators.SimulatorSpec] = None
