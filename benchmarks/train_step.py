@@ -2,6 +2,8 @@
 
     python benchmarks/train_step.py                                  # ×8, 16 filters, batch 32, this backend
     python benchmarks/train_step.py --peer keras --out benchmarks/results/train_step_cpu.json
+    python benchmarks/train_step.py --peer torch --peer_dir DIR --batches 32,256 \
+        --compute-dtypes float32,bfloat16 --whole-step --out train_step_gpu.json   # on a GPU
 
 Times one jitted training step (forward, MSE, backward, optax Adam lr 1e-3,
 BatchNorm statistics updated) on random (B, 32, 32, 4, 1) → (B, 32, 32, 32, 1)
@@ -20,7 +22,12 @@ the GFLOP/s ratio is the like-for-like figure; `--variant peer` builds that
 same network in JAX. On a shared machine the figures are noisy: compare
 ratios from one run; the load average is recorded before and after.
 
-JSON on stdout (and in --out, written atomically).
+--batches / --compute-dtypes (comma lists), --whole-step and --peer torch run
+the sweep of `benchmarks/step_sweep.py` instead: the model-only and the whole
+step (simulator included) at every batch and dtype, and the PyTorch peer on the
+same GPU (refused in one line where there is none).
+
+JSON on stdout (and in --out, written atomically; a sweep's after every setting).
 """
 from __future__ import annotations
 
@@ -59,11 +66,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--skip-infer", action="store_true")
-    p.add_argument("--peer", default="none", choices=["none", "keras"])
-    p.add_argument("--peer-python", default="/tmp/venv-tf/bin/python")
+    p.add_argument("--peer", default="none", choices=["none", "keras", "torch"])
+    p.add_argument("--peer-python", default=None,
+                   help="the peer's interpreter (default: /tmp/venv-tf/bin/python for keras, this one for torch)")
     p.add_argument("--peer_dir", default=PEER_DIR,
-                   help=f"folder holding the Keras peer's {PEER_SCRIPT} (default: $IQT_PEER_DIR; "
-                        "benchmarks/README.md says how to set it up)")
+                   help=f"folder holding the peer scripts ({PEER_SCRIPT}, torch_aniso_unet_gpu.py; default: "
+                        "$IQT_PEER_DIR; benchmarks/README.md says how to set it up)")
+    p.add_argument("--batches", default=None, help="sweep: comma-separated batches, e.g. 32,256")
+    p.add_argument("--compute-dtypes", default=None, help="sweep: e.g. float32,bfloat16")
+    p.add_argument("--whole-step", action="store_true", help="sweep: also the whole step with the simulator")
+    p.add_argument("--config", default="hcp_t1w_x8", help="sweep: the training config of the whole step")
     p.add_argument("--out", default=None, help="also write the JSON here")
     return p.parse_args(argv)
 
@@ -272,12 +284,30 @@ def environment() -> dict:
             "command": " ".join([Path(sys.executable).name] + sys.argv)}
 
 
+def _write(args: argparse.Namespace, report: dict) -> None:
+    if args.out:
+        from iqt.io_utils import atomic_write_text
+        atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    args.peer_python = args.peer_python or {"keras": "/tmp/venv-tf/bin/python"}.get(args.peer, sys.executable)
     if args.peer == "keras":
         check_keras_peer(args)
     report = {"benchmark": "train_step", "environment": environment(),
               "load_average_before": list(os.getloadavg())}
+    if args.peer == "torch" or args.batches or args.compute_dtypes or args.whole_step:
+        from benchmarks import step_sweep
+        if args.peer == "torch":
+            step_sweep.check_torch_peer(args)
+        args.batches = args.batches or str(args.batch)
+        args.compute_dtypes = args.compute_dtypes or args.compute_dtype
+        step_sweep.sweep(args, report, lambda r: _write(args, r))
+        report["load_average_after"] = list(os.getloadavg())
+        _write(args, report)
+        print(json.dumps(report, indent=2))
+        return report
     report["jax"] = measure_jax(args)
     if args.peer == "keras":
         report["peer_keras"] = run_keras_peer(args)

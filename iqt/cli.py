@@ -10,6 +10,10 @@ no temporary file is left behind.
 A config flag (`--config`) takes a file, `FILE.py:VARIANT`, or the name of a
 config shipped with the package (`demo`, `demo:tiny`), found wherever the
 command is run from.
+
+Every command keeps JAX's compiled programs in a persistent cache
+(`iqt.compile_cache`; `--compilation_cache DIR|none`), so the second run of a
+command starts without compiling again.
 """
 from __future__ import annotations
 
@@ -22,11 +26,13 @@ from typing import Callable, NoReturn, Sequence
 
 from absl import flags
 
+from iqt import compile_cache
 from iqt.errors import UserError
 
 USAGE_ERROR = 2
 TERMINATED = 128 + signal.SIGTERM
 HELP_FLAGS = ("-h", "--help", "--helpshort", "--helpfull")
+_COMPILATION_CACHE = flags.DEFINE_string("compilation_cache", None, compile_cache.FLAG_HELP)
 
 
 def fail(message: str) -> NoReturn:
@@ -49,7 +55,8 @@ def _exit_now(message: str) -> NoReturn:
 def print_help() -> None:
     """Prints the entry point's docstring and its flags on stdout."""
     doc = (getattr(sys.modules.get("__main__"), "__doc__", None) or "").strip()
-    print("\n\n".join(part for part in (doc, flags.FLAGS.main_module_help().strip()) if part))
+    shared = flags.FLAGS.module_help(__name__).strip()   # --compilation_cache, on every command
+    print("\n\n".join(part for part in (doc, flags.FLAGS.main_module_help().strip(), shared) if part))
 
 
 class Terminated(KeyboardInterrupt):
@@ -135,6 +142,7 @@ def run(main: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None
         fail(f"cannot load --config: {type(e).__name__}: {' '.join(str(e).split())}")
     if len(remaining) > 1:
         fail(f"unexpected positional arguments: {' '.join(remaining[1:])}")
+    compile_cache.enable(_COMPILATION_CACHE.value)
     try:
         main(remaining)
     except UserError as e:

@@ -110,9 +110,11 @@ def _check_train(train: ml_collections.ConfigDict, data: ml_collections.ConfigDi
     for field in ("progress_bar", "augment"):
         if not isinstance(train[field], bool):
             raise UserError(f"train.{field}={train[field]!r} must be true or false")
-    from iqt.train_step import LR_SCHEDULES
+    from iqt.train_step import LR_SCHEDULES, PRNG_IMPLS
     if train.lr_schedule not in LR_SCHEDULES:
         raise UserError(f"train.lr_schedule={train.lr_schedule!r} is not one of {LR_SCHEDULES}")
+    if train.get("prng_impl", PRNG_IMPLS[0]) not in PRNG_IMPLS:
+        raise UserError(f"train.prng_impl={train.prng_impl!r} is not one of {PRNG_IMPLS}")
     group = data.patches_per_volume * data.volumes_per_shuffle
     if group < train.batch_size:
         raise UserError(f"data.patches_per_volume x data.volumes_per_shuffle = {group} must be at least "

@@ -30,8 +30,8 @@ from iqt.metric_writers import MetricWriter, drawn_simulator_parameters, read_js
 from iqt.models import create_model
 from iqt.progress import Progress
 from iqt.run_guard import StopRequest, workdir_lock
-from iqt.train_step import (EVAL_DRAWS, SUBJECT_DRAWS, TrainState, create_train_state, learning_rate_schedule,
-                            make_optimizer, make_steps, simulate_pairs)
+from iqt.train_step import (DEFAULT_PRNG_IMPL, EVAL_DRAWS, SUBJECT_DRAWS, TrainState, init_train_state,
+                            learning_rate_schedule, make_optimizer, make_steps, root_key, simulate_pairs)
 
 
 def train_config(**overrides) -> ml_collections.ConfigDict:
@@ -51,6 +51,7 @@ def train_config(**overrides) -> ml_collections.ConfigDict:
     c.keep_checkpoints = 3
     c.max_nonfinite_skips = 0         # 0: stop at the first non-finite loss or gradient
     c.progress_bar = True
+    c.prng_impl = "threefry2x32"      # 'threefry2x32' | 'rbg' | 'unsafe_rbg' (iqt.train_step.PRNG_IMPLS)
     c.update(overrides)
     return c
 
@@ -96,8 +97,14 @@ def lf_batch_shape(config: ml_collections.ConfigDict, batch_size: int) -> tuple[
 RESUMABLE_FIELDS = ("num_steps", "progress_bar")
 
 
+def _prng_impl(config: ml_collections.ConfigDict) -> str:
+    """`train.prng_impl`; runs saved before the field existed used threefry."""
+    return config.train.get("prng_impl", DEFAULT_PRNG_IMPL)
+
+
 def _comparable(config: ml_collections.ConfigDict) -> str:
     config = ml_collections.ConfigDict(config.to_dict())
+    config.train.prng_impl = _prng_impl(config)
     for name in RESUMABLE_FIELDS:
         if name != "num_steps" or config.train.lr_schedule != "cosine":
             config.train[name] = None
@@ -116,14 +123,14 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: Path) -> None:
         config_io.save_config(config, workdir)
 
 
-def make_eval_set(config, mesh, margin: int) -> EvalSet:
+def make_eval_set(config, mesh, spec: simulators.SimulatorSpec) -> EvalSet:
     """Simulates the validation patches once, with a key of their own."""
     batch = pipeline.make_eval_batch(config.data, split="validation", num_patches=config.train.num_eval_patches,
-                                     slice_margin=margin, seed=config.seed, sim_config=config.sim)
+                                     slice_margin=spec.margin, seed=config.seed, sim_config=config.sim)
     batch = parallel.to_global({k: parallel.process_share(v) for k, v in batch.items()}, mesh)
-    root = jax.random.key(config.seed)
+    root = root_key(config.seed, _prng_impl(config))
     key, subject_key = jax.random.fold_in(root, EVAL_DRAWS), jax.random.fold_in(root, SUBJECT_DRAWS)
-    lf, target, _ = jax.jit(lambda b: simulate_pairs(key, b, config.sim, subject_key))(batch)
+    lf, target, _ = jax.jit(lambda b: simulate_pairs(key, b, config.sim, subject_key, spec))(batch)
     return EvalSet(lf=lf, first_lf=_gather(lf)[0], target=_gather(target))
 
 
@@ -182,14 +189,13 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, stop: StopRequest) 
     prepare_workdir(config, workdir)
     mesh = parallel.make_mesh()
     parallel.check_global_batch(config.train.batch_size, mesh)
-    margin = simulators.required_margin(config.sim)
+    spec = simulators.SimulatorSpec.from_config(config.sim)   # once per run, handed down
     model = create_model(config.model, config.sim.factor)
     optimizer = make_optimizer(config.train)
-    init = jax.jit(lambda k: create_train_state(k, model, optimizer, lf_batch_shape(config, 1)),
-                   out_shardings=parallel.replicated(mesh))
-    state = init(jax.random.key(config.seed))
+    state = init_train_state(jax.random.key(config.seed), model, optimizer, lf_batch_shape(config, 1),
+                             out_shardings=parallel.replicated(mesh))
     data = pipeline.make_train_iterator(config.data, global_batch_size=config.train.batch_size,
-                                        slice_margin=margin, seed=config.seed, sim_config=config.sim,
+                                        slice_margin=spec.margin, seed=config.seed, sim_config=config.sim,
                                         process_index=jax.process_index(), process_count=jax.process_count())
     checkpointer = checkpointing.Checkpointer(workdir, keep=config.train.keep_checkpoints)
     restored = checkpointer.restore_latest(checkpointing.abstract_like(state, parallel.replicated(mesh)))
@@ -201,8 +207,8 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, stop: StopRequest) 
     writer = MetricWriter(workdir, resume_step=start, enabled=jax.process_index() == 0)
     writer.write_config(start, config)
     train_step, predict = make_steps(model, optimizer, config.sim, config.seed,
-                                     flips=config.train.augment)
-    run = _Run(config, workdir, mesh, data, train_step, predict, make_eval_set(config, mesh, margin),
+                                     flips=config.train.augment, spec=spec, prng_impl=_prng_impl(config))
+    run = _Run(config, workdir, mesh, data, train_step, predict, make_eval_set(config, mesh, spec),
                checkpointer, writer, stop)
     with checkpointing.writes_fail_loudly():   # also the figures' and metrics' writes
         try:

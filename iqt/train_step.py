@@ -17,7 +17,7 @@ scale, and inference multiplies its output back.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import flax
 import flax.linen as nn
@@ -75,6 +75,26 @@ def create_train_state(key: jax.Array, model: nn.Module, optimizer: optax.Gradie
                       skipped=jnp.zeros((), jnp.int32))
 
 
+def init_train_state(key: jax.Array, model: nn.Module, optimizer: optax.GradientTransformation,
+                     lf_shape: tuple[int, ...], out_shardings=None) -> TrainState:
+    """`create_train_state`, jitted (placed by `out_shardings`, e.g. replicated over a mesh)."""
+    init = jax.jit(lambda k: create_train_state(k, model, optimizer, lf_shape), out_shardings=out_shardings)
+    return init(key)
+
+
+# The random-bit generators a run may use (`train.prng_impl`). 'threefry2x32' (JAX's default) is
+# counter-based and, partitionable, gives every sample the same numbers however the batch is
+# sharded; 'rbg' and 'unsafe_rbg' use the accelerator's own generator (XLA RngBitGenerator),
+# cheaper on GPUs and TPUs.
+PRNG_IMPLS = ("threefry2x32", "rbg", "unsafe_rbg")
+DEFAULT_PRNG_IMPL = "threefry2x32"
+
+
+def root_key(seed: int, prng_impl: str = DEFAULT_PRNG_IMPL) -> jax.Array:
+    """The run's root key: every key of a run (θ, noise, flips, validation) is folded from it."""
+    return jax.random.key(seed, impl=prng_impl)
+
+
 EVAL_DRAWS = 2**31 - 1      # the streams of a run's root key: the validation set's draws, …
 SUBJECT_DRAWS = 2**31 - 2   # … the per-subject draws (folded into the run's root key), …
 AUGMENT_DRAWS = 2**31 - 3   # … and the flips (folded into the step's key)
@@ -88,20 +108,22 @@ def _theta_keys(key: jax.Array, subject_key: jax.Array, batch: dict, draw_mode: 
 
 
 def simulate_pairs(key: jax.Array, batch: dict, sim_config: ml_collections.ConfigDict,
-                   subject_key: jax.Array) -> tuple[jax.Array, jax.Array, dict]:
+                   subject_key: jax.Array, spec: Optional[simulators.SimulatorSpec] = None
+                   ) -> tuple[jax.Array, jax.Array, dict]:
     """Draws θ per sample and simulates LF; returns (lf, hf_target, θ), both on the LF's scale.
 
     batch["hf"]: (B, X, Y, Z + 2m) → lf (B, X, Y, Z / r), hf_target (B, X, Y, Z);
-    `subject_key` seeds the per-subject draws (unused with per-sample draws).
+    `subject_key` seeds the per-subject draws (unused with per-sample draws);
+    `spec`: the run's `SimulatorSpec` of `sim_config` (built here if not given).
     """
-    key_params, key_noise = jax.random.split(key)
+    spec = simulators.SimulatorSpec.of(sim_config if spec is None else spec)
+    key_theta, key_noise = jax.random.split(key)
     hf, tissue = batch["hf"], batch["tissue"]
-    spec = simulators.SimulatorSpec.from_config(sim_config)
-    keys = _theta_keys(key_params, subject_key, batch, sim_config.draw_mode)
-    theta = simulators.sample_parameters_from_keys(keys, sim_config)
-    lf = simulators.simulate_batch(key_noise, hf, tissue, batch["tissue_means"], theta, sim_config)
+    keys = _theta_keys(key_theta, subject_key, batch, sim_config.draw_mode)
+    theta = simulators.sample_parameters_from_keys(keys, sim_config, validated=True)
+    lf = simulators.simulate_batch(key_noise, hf, tissue, batch["tissue_means"], theta, spec)
     target = simulators.hf_object(hf, tissue, spec.lf_brain_threshold)[..., spec.margin:hf.shape[-1] - spec.margin]
-    scale = jax.vmap(lambda b, t, p: simulators.lf_brain_mean(b, t, p, spec))(
+    scale = jax.vmap(lambda b, t, th: simulators.lf_brain_mean(b, t, th, spec))(
         batch["brain_means"], batch["tissue_means"], theta)
     return lf / scale[:, None, None, None], target / scale[:, None, None, None], theta
 
@@ -135,15 +157,10 @@ def _all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
-def train_step(state: TrainState, batch: dict, *, model: nn.Module, optimizer: optax.GradientTransformation,
-               sim_config: ml_collections.ConfigDict, root_key: jax.Array,
-               flips: bool = False) -> tuple[TrainState, dict]:
-    """(Flip →) simulate → predict → MSE → Adam; an update with a non-finite loss or gradient is not applied."""
-    key = jax.random.fold_in(root_key, state.step)
-    if flips:
-        batch = augment(jax.random.fold_in(key, AUGMENT_DRAWS), batch)
-    lf, target, theta = simulate_pairs(key, batch, sim_config, jax.random.fold_in(root_key, SUBJECT_DRAWS))
-
+def update(state: TrainState, lf: jax.Array, target: jax.Array, *, model: nn.Module,
+           optimizer: optax.GradientTransformation) -> tuple[TrainState, dict]:
+    """Predict → MSE → Adam on one LF/HF pair (B, X, Y, Z/r), (B, X, Y, Z); an update with a
+    non-finite loss or gradient is not applied."""
     def loss_fn(params):
         prediction, updates = model.apply({"params": params, "batch_stats": state.batch_stats},
                                           lf[..., None], train=True, mutable=["batch_stats"])
@@ -160,8 +177,22 @@ def train_step(state: TrainState, batch: dict, *, model: nn.Module, optimizer: o
         batch_stats=keep(updates.get("batch_stats", {}), state.batch_stats),
         opt_state=keep(new_opt_state, state.opt_state),
         skipped=state.skipped + (~finite).astype(jnp.int32))
-    metrics = {"loss": loss, "grad_norm": optax.global_norm(grads), "finite": finite, "theta": theta}
-    return new_state, metrics
+    return new_state, {"loss": loss, "grad_norm": optax.global_norm(grads), "finite": finite}
+
+
+def train_step(state: TrainState, batch: dict, *, model: nn.Module, optimizer: optax.GradientTransformation,
+               sim_config: ml_collections.ConfigDict, root_key: jax.Array,
+               flips: bool = False, spec: Optional[simulators.SimulatorSpec] = None
+               ) -> tuple[TrainState, dict]:
+    """(Flip →) simulate → predict → MSE → Adam; an update with a non-finite loss or gradient is not applied.
+
+    spec: the run's `SimulatorSpec` of `sim_config` (built here if not given)."""
+    key = jax.random.fold_in(root_key, state.step)
+    if flips:
+        batch = augment(jax.random.fold_in(key, AUGMENT_DRAWS), batch)
+    lf, target, theta = simulate_pairs(key, batch, sim_config, jax.random.fold_in(root_key, SUBJECT_DRAWS), spec)
+    new_state, metrics = update(state, lf, target, model=model, optimizer=optimizer)
+    return new_state, {**metrics, "theta": theta}
 
 
 def predict(state: TrainState, lf: jax.Array, *, model: nn.Module) -> jax.Array:
@@ -172,11 +203,14 @@ def predict(state: TrainState, lf: jax.Array, *, model: nn.Module) -> jax.Array:
 
 def make_steps(model: nn.Module, optimizer: optax.GradientTransformation,
                sim_config: ml_collections.ConfigDict, seed: int,
-               flips: bool = False) -> tuple[Callable, Callable]:
+               flips: bool = False, spec: Optional[simulators.SimulatorSpec] = None,
+               prng_impl: str = DEFAULT_PRNG_IMPL) -> tuple[Callable, Callable]:
     """The jitted (train_step, predict) of a run; `state` is donated to the train step.
 
-    flips: augment every sample with random flips (`augment`)."""
-    root_key = jax.random.key(seed)
+    flips: augment every sample with random flips (`augment`); spec: the run's
+    `SimulatorSpec` (built here if not given); prng_impl: one of `PRNG_IMPLS`."""
+    spec = simulators.SimulatorSpec.of(sim_config if spec is None else spec)
+    root = root_key(seed, prng_impl)
     step = jax.jit(lambda s, b: train_step(s, b, model=model, optimizer=optimizer, sim_config=sim_config,
-                                           root_key=root_key, flips=flips), donate_argnums=0)
+                                           root_key=root, flips=flips, spec=spec), donate_argnums=0)
     return step, jax.jit(lambda s, lf: predict(s, lf, model=model))

@@ -75,13 +75,13 @@ def _simulate(config) -> None:
     image = np.moveaxis(hf.data, axis, -1)
     if tissue is not None:
         tissue = np.moveaxis(tissue, axis, -2)
-    params_key, noise_key = jax.random.split(jax.random.key(_SEED.value))
-    params = jax.jit(lambda key: simulators.sample_parameters(key, config, 1))(params_key)
-    lf = simulators.simulate_volume(noise_key, image, tissue, params, config)
+    theta_key, noise_key = jax.random.split(jax.random.key(_SEED.value))
+    theta = jax.jit(lambda key: simulators.sample_parameters(key, config, 1))(theta_key)
+    lf = simulators.simulate_volume(noise_key, image, tissue, theta, config)
     lf = np.moveaxis(np.asarray(lf), -1, axis)
     nifti.save_volume(_OUTPUT.value, lf, nifti.lf_affine_from_hf(hf.affine, config.factor, axis),
                       hf.header)
-    drawn = {k: round(float(v[0]), 6) for k, v in sorted(params.items())}
+    drawn = {k: round(float(v[0]), 6) for k, v in sorted(theta.items())}
     print(json.dumps({"factor": config.factor, "hf_voxel_mm": config.hf_voxel_mm, **drawn}))
 
 

@@ -10,8 +10,8 @@ It knows nothing of the model.
 
     config = simulators.default_config("T1w", factor=8)
     m = simulators.required_margin(config)
-    params = simulators.sample_parameters(key_params, config, batch_size)
-    lf = simulators.simulate_batch(key_noise, hf, tissue, tissue_means, params, config)
+    theta = simulators.sample_parameters(key_theta, config, batch_size)
+    lf = simulators.simulate_batch(key_noise, hf, tissue, tissue_means, theta, config)
 """
 from simulators.config import SEQUENCES, default_config
 from simulators.errors import SimulatorInputError
@@ -36,7 +36,8 @@ def required_margin(config) -> int:
 
 
 __all__ = [
-    "PARAMETER_NAMES", "SEQUENCES", "TISSUES", "TISSUE_THRESHOLD", "SimulatorInputError", "SimulatorSpec", "brain_means_by_tissue",
+    "PARAMETER_NAMES", "SEQUENCES", "TISSUES", "TISSUE_THRESHOLD", "SimulatorInputError", "SimulatorSpec",
+    "brain_means_by_tissue",
     "default_config", "hf_object", "lf_brain_mean", "lf_slice_centres", "mean_parameters",
     "required_margin", "sample_parameters", "sample_parameters_from_keys", "simulate_batch",
     "simulate_volume", "tissue_means", "tissue_sum",

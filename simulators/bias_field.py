@@ -28,12 +28,12 @@ def lf_slice_positions_mm(n_lf: int, factor: int, hf_voxel_mm: float) -> np.ndar
 
 
 def bias_field(shape: tuple[int, int, int], factor: int, hf_voxel_mm: float,
-               length_mm: float, params: Mapping[str, jax.Array]) -> jax.Array:
+               length_mm: float, theta: Mapping[str, jax.Array]) -> jax.Array:
     """The field b (> 0) on the LF grid `shape` = (X, Y, n_lf)."""
     nx, ny, n_lf = shape
     ux = jnp.asarray(voxel_positions_mm(nx, hf_voxel_mm) / length_mm, jnp.float32)
     uy = jnp.asarray(voxel_positions_mm(ny, hf_voxel_mm) / length_mm, jnp.float32)
     uz = jnp.asarray(lf_slice_positions_mm(n_lf, factor, hf_voxel_mm) / length_mm, jnp.float32)
-    log_b = (params["bias_x"] * ux[:, None, None] + params["bias_y"] * uy[None, :, None]
-             + params["bias_z"] * uz[None, None, :])
+    log_b = (theta["bias_x"] * ux[:, None, None] + theta["bias_y"] * uy[None, :, None]
+             + theta["bias_z"] * uz[None, None, :])
     return jnp.exp(log_b)

@@ -37,24 +37,24 @@ class ContrastChange(NamedTuple):
 
 
 def contrast_change(model: str, tissue_means: jax.Array,
-                    params: Mapping[str, jax.Array]) -> ContrastChange:
+                    theta: Mapping[str, jax.Array]) -> ContrastChange:
     """The tissue factors and noise σ of `model` for one sample; tissue_means (3,)."""
     mean_gm, mean_wm = tissue_means[GM], tissue_means[WM]
     one = jnp.ones_like(mean_gm)
     if model == "snr_gm_fixed":
-        sigma = mean_gm / params["snr_gm"]
-        k = params["snr_wm"] * sigma / mean_wm
+        sigma = mean_gm / theta["snr_gm"]
+        k = theta["snr_wm"] * sigma / mean_wm
         return ContrastChange(jnp.stack([one, k, one]), sigma, mean_gm)
     if model == "snr_wm_fixed":
-        sigma = mean_wm / params["snr_wm"]
-        k = params["snr_gm"] * sigma / mean_gm
+        sigma = mean_wm / theta["snr_wm"]
+        k = theta["snr_gm"] * sigma / mean_gm
         return ContrastChange(jnp.stack([k, one, one]), sigma, mean_wm)
     if model == "tissue_scaling":
-        factors = jnp.stack([params["contrast_gm"], params["contrast_wm"], params["contrast_csf"]])
+        factors = jnp.stack([theta["contrast_gm"], theta["contrast_wm"], theta["contrast_csf"]])
         wm_intensity = factors[WM] * mean_wm
-        return ContrastChange(factors, wm_intensity / params["snr_wm"], wm_intensity)
+        return ContrastChange(factors, wm_intensity / theta["snr_wm"], wm_intensity)
     if model == "none":
-        return ContrastChange(None, mean_wm / params["snr_wm"], mean_wm)
+        return ContrastChange(None, mean_wm / theta["snr_wm"], mean_wm)
     raise ValueError(f"unknown contrast model {model!r}; expected one of {CONTRAST_MODELS}")
 
 

@@ -46,29 +46,29 @@ def validate_parameter_config(config: ml_collections.ConfigDict) -> None:
             raise SimulatorInputError(f"sim.parameters.{name} can draw negative widths")
 
 
-def with_derived(params: dict[str, jax.Array], config: ml_collections.ConfigDict) -> dict:
+def with_derived(theta: dict[str, jax.Array], config: ml_collections.ConfigDict) -> dict:
     """Adds `slice_thickness_mm` = fraction · spacing and `slice_gap_mm` = spacing − thickness."""
     spacing_mm = config.factor * config.hf_voxel_mm
-    thickness_mm = params["slice_thickness_fraction"] * spacing_mm
-    return {**params, "slice_thickness_mm": thickness_mm, "slice_gap_mm": spacing_mm - thickness_mm}
+    thickness_mm = theta["slice_thickness_fraction"] * spacing_mm
+    return {**theta, "slice_thickness_mm": thickness_mm, "slice_gap_mm": spacing_mm - thickness_mm}
 
 
 def _draw_one(key: jax.Array, config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
     snr_key, *keys = jax.random.split(key, len(SCALAR_PARAMETERS) + 1)
-    params = {name: distributions.draw_scalar(k, config.parameters[name])
+    theta = {name: distributions.draw_scalar(k, config.parameters[name])
               for name, k in zip(SCALAR_PARAMETERS, keys)}
     snr = distributions.draw_pair(snr_key, config.snr)
-    params.update(snr_wm=snr[0], snr_gm=snr[1])
-    return with_derived(params, config)
+    theta.update(snr_wm=snr[0], snr_gm=snr[1])
+    return with_derived(theta, config)
 
 
 def mean_parameters(config: ml_collections.ConfigDict, batch_size: int) -> dict[str, jax.Array]:
     """Every parameter at its configured mean, each of shape (batch_size,)."""
-    params = {name: distributions.scalar_mean(config.parameters[name])
+    theta = {name: distributions.scalar_mean(config.parameters[name])
               for name in SCALAR_PARAMETERS}
-    params.update(zip(SNR_PARAMETERS, distributions.pair_mean(config.snr)))
-    params = {k: jnp.full((batch_size,), v, jnp.float32) for k, v in params.items()}
-    return with_derived(params, config)
+    theta.update(zip(SNR_PARAMETERS, distributions.pair_mean(config.snr)))
+    theta = {k: jnp.full((batch_size,), v, jnp.float32) for k, v in theta.items()}
+    return with_derived(theta, config)
 
 
 def sample_parameters(key: jax.Array, config: ml_collections.ConfigDict,
@@ -82,13 +82,16 @@ def sample_parameters(key: jax.Array, config: ml_collections.ConfigDict,
     return sample_parameters_from_keys(jax.random.split(key, batch_size), config)
 
 
-def sample_parameters_from_keys(keys: jax.Array, config: ml_collections.ConfigDict
-                                ) -> dict[str, jax.Array]:
-    """One draw per key: keys (B,) → parameters each of shape (B,), float32."""
-    try:
-        validate_parameter_config(config)
-    except (AttributeError, KeyError) as e:
-        raise SimulatorInputError(f"simulator config lacks a field: {e}") from None
+def sample_parameters_from_keys(keys: jax.Array, config: ml_collections.ConfigDict,
+                                validated: bool = False) -> dict[str, jax.Array]:
+    """One draw per key: keys (B,) → parameters each of shape (B,), float32.
+
+    validated: the config was validated already (its `SimulatorSpec` was built)."""
+    if not validated:
+        try:
+            validate_parameter_config(config)
+        except (AttributeError, KeyError) as e:
+            raise SimulatorInputError(f"simulator config lacks a field: {e}") from None
     if config.deterministic:
         return mean_parameters(config, keys.shape[0])
     return jax.vmap(lambda k: _draw_one(k, config))(keys)

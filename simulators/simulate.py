@@ -68,28 +68,28 @@ def _relative(weighted: jax.Array, total: jax.Array) -> jax.Array:
     return jnp.where(total > _EMPTY, weighted / jnp.maximum(total, _EMPTY), 1.0)
 
 
-def _blur_inplane(lf: jax.Array, params: Mapping[str, jax.Array], spec: SimulatorSpec):
+def _blur_inplane(lf: jax.Array, theta: Mapping[str, jax.Array], spec: SimulatorSpec):
     if spec.inplane_half_width_mm == 0.0:
         return lf
-    return blur_inplane(lf, params["inplane_fwhm_mm"], spec.hf_voxel_mm,
+    return blur_inplane(lf, theta["inplane_fwhm_mm"], spec.hf_voxel_mm,
                         spec.inplane_half_width_mm, spec.edge_mode)
 
 
 def simulate_one(key: jax.Array, hf: jax.Array, tissue: Optional[jax.Array],
-                 tissue_means: jax.Array, params: Mapping[str, jax.Array], *,
+                 tissue_means: jax.Array, theta: Mapping[str, jax.Array], *,
                  spec: SimulatorSpec, margin: int, n_lf: int) -> jax.Array:
     """One sample: hf (X, Y, n_hf) whose slice i is HF index i − margin → LF (X, Y, n_lf).
 
-    tissue (X, Y, n_hf, 3) or None, tissue_means (3,), params: scalars.
+    tissue (X, Y, n_hf, 3) or None, tissue_means (3,), theta: scalars.
     """
-    change = contrast_change(spec.contrast, tissue_means, params)
+    change = contrast_change(spec.contrast, tissue_means, theta)
     weights = slice_sampling_matrix(
-        spec.slice_profile, params, n_hf=hf.shape[-1], n_lf=n_lf, factor=spec.factor,
+        spec.slice_profile, theta, n_hf=hf.shape[-1], n_lf=n_lf, factor=spec.factor,
         margin=margin, hf_voxel_mm=spec.hf_voxel_mm, half_width_mm=spec.slice_half_width_mm,
         edge_mode=spec.edge_mode)
 
     def to_lf(volume):
-        return _blur_inplane(sample_slices(volume, weights), params, spec)
+        return _blur_inplane(sample_slices(volume, weights), theta, spec)
 
     image = hf_object(hf, tissue, spec.lf_brain_threshold)
     contrast = change.tissue_factors is not None
@@ -101,10 +101,10 @@ def simulate_one(key: jax.Array, hf: jax.Array, tissue: Optional[jax.Array],
         # Σ_t f_t · blur(p_t) = blur(Σ_t f_t · p_t): one blur for the maps, not three.
         lf = lf * _relative(to_lf(tissue_factor_map(tissue, change.tissue_factors)), support)
     if spec.gamma_enabled:
-        lf = apply_gamma(lf, params["gamma"], change.reference_intensity)
+        lf = apply_gamma(lf, theta["gamma"], change.reference_intensity)
     if spec.bias_enabled:
         lf = lf * bias_field(lf.shape, spec.factor, spec.hf_voxel_mm,
-                             spec.bias_field_length_mm, params)
+                             spec.bias_field_length_mm, theta)
     lf = add_noise(key, lf, change.noise_sigma, spec.noise)
     if support is None or spec.lf_brain_threshold == 0.0:
         return lf
@@ -112,17 +112,17 @@ def simulate_one(key: jax.Array, hf: jax.Array, tissue: Optional[jax.Array],
 
 
 def lf_brain_mean(brain_means: jax.Array, tissue_means: jax.Array,
-                  params: Mapping[str, jax.Array], spec: SimulatorSpec) -> jax.Array:
+                  theta: Mapping[str, jax.Array], spec: SimulatorSpec) -> jax.Array:
     """The expected mean LF intensity over the brain, before noise: Σ_t f_t · c_t.
 
     brain_means (3,): c_t, each tissue's part of the subject's LF brain mean
-    (`brain_means_by_tissue`); f_t the contrast factors of `params`. Exact for
+    (`brain_means_by_tissue`); f_t the contrast factors of `theta`. Exact for
     the mean slice profile without noise; other thicknesses move it by a few
     tenths of a percent; gamma and the bias field are not accounted for (both
     off by default). This is the training-time value of
     `iqt.data.normalization.lf_scale`, which inference measures on the LF itself.
     """
-    factors = contrast_change(spec.contrast, tissue_means, params).tissue_factors
+    factors = contrast_change(spec.contrast, tissue_means, theta).tissue_factors
     return jnp.sum(brain_means) if factors is None else jnp.sum(factors * brain_means)
 
 
@@ -139,15 +139,16 @@ def _check_tissue(spec: SimulatorSpec, hf_shape: tuple, tissue) -> None:
 
 
 def simulate_batch(key: jax.Array, hf: jax.Array, tissue: Optional[jax.Array],
-                   tissue_means: jax.Array, params: Mapping[str, jax.Array],
-                   config: ml_collections.ConfigDict) -> jax.Array:
+                   tissue_means: jax.Array, theta: Mapping[str, jax.Array],
+                   spec: SimulatorSpec | ml_collections.ConfigDict) -> jax.Array:
     """HF patches with margin (B, X, Y, Z + 2m) → LF patches (B, X, Y, Z / r).
 
     tissue (B, X, Y, Z + 2m, 3) GM/WM/CSF probabilities (None if the contrast
-    model needs none); tissue_means (B, 3); params from `sample_parameters`, each
-    (B,). Sample b gets noise key b of `jax.random.split(key, B)`.
+    model needs none); tissue_means (B, 3); theta from `sample_parameters`, each
+    (B,). Sample b gets noise key b of `jax.random.split(key, B)`. `spec`: the
+    run's `SimulatorSpec` (or its `sim` config, validated here).
     """
-    spec = SimulatorSpec.from_config(config)
+    spec = SimulatorSpec.of(spec)
     batch, n_hf = hf.shape[0], hf.shape[-1]
     margin = spec.margin
     depth = n_hf - 2 * margin
@@ -158,7 +159,7 @@ def simulate_batch(key: jax.Array, hf: jax.Array, tissue: Optional[jax.Array],
     _check_tissue(spec, hf.shape, tissue)
     one = functools.partial(simulate_one, spec=spec, margin=margin, n_lf=depth // spec.factor)
     keys = jax.random.split(key, batch)
-    return jax.vmap(one)(keys, hf, tissue, jnp.asarray(tissue_means, jnp.float32), params)
+    return jax.vmap(one)(keys, hf, tissue, jnp.asarray(tissue_means, jnp.float32), theta)
 
 
 def brain_means_by_tissue(hf: np.ndarray, tissue: Optional[np.ndarray],
@@ -175,20 +176,20 @@ def brain_means_by_tissue(hf: np.ndarray, tissue: Optional[np.ndarray],
     maps: the LF brain mean (LF > 0), all in the first entry.
     """
     spec = SimulatorSpec.from_config(config)
-    params = {k: jnp.asarray(v[0]) for k, v in mean_parameters(config, 1).items()}
+    theta = {k: jnp.asarray(v[0]) for k, v in mean_parameters(config, 1).items()}
     hf = jnp.asarray(hf, jnp.float32)
     tissue = None if tissue is None else jnp.asarray(tissue, jnp.float32)
-    return np.asarray(_brain_means(hf, tissue, params, spec=spec, n_lf=hf.shape[-1] // spec.factor))
+    return np.asarray(_brain_means(hf, tissue, theta, spec=spec, n_lf=hf.shape[-1] // spec.factor))
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "n_lf"))
-def _brain_means(hf, tissue, params, *, spec, n_lf):
+def _brain_means(hf, tissue, theta, *, spec, n_lf):
     weights = slice_sampling_matrix(
-        spec.slice_profile, params, n_hf=hf.shape[-1], n_lf=n_lf, factor=spec.factor, margin=0,
+        spec.slice_profile, theta, n_hf=hf.shape[-1], n_lf=n_lf, factor=spec.factor, margin=0,
         hf_voxel_mm=spec.hf_voxel_mm, half_width_mm=spec.slice_half_width_mm, edge_mode=spec.edge_mode)
 
     def to_lf(volume):
-        return _blur_inplane(sample_slices(volume, weights), params, spec)
+        return _blur_inplane(sample_slices(volume, weights), theta, spec)
 
     lf = to_lf(hf_object(hf, tissue, spec.lf_brain_threshold))
     if tissue is None:
@@ -207,12 +208,12 @@ def _brain_means(hf, tissue, params, *, spec, n_lf):
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "n_lf"))
-def _simulate_volume(key, hf, tissue, tissue_means, params, *, spec, n_lf):
-    return simulate_one(key, hf, tissue, tissue_means, params, spec=spec, margin=0, n_lf=n_lf)
+def _simulate_volume(key, hf, tissue, tissue_means, theta, *, spec, n_lf):
+    return simulate_one(key, hf, tissue, tissue_means, theta, spec=spec, margin=0, n_lf=n_lf)
 
 
 def simulate_volume(key: jax.Array, hf: jax.Array, tissue: Optional[jax.Array],
-                    params_single: Mapping[str, jax.Array], config: ml_collections.ConfigDict,
+                    theta_single: Mapping[str, jax.Array], config: ml_collections.ConfigDict,
                     tissue_means: Optional[jax.Array] = None) -> jax.Array:
     """A whole HF volume (X, Y, Z) → LF (X, Y, Z // r), slice axis last.
 
@@ -220,7 +221,7 @@ def simulate_volume(key: jax.Array, hf: jax.Array, tissue: Optional[jax.Array],
     start no LF slice. Profiles that reach past the volume's ends see the volume
     folded back by `config.edge_mode` (default 'reflect'). `tissue_means` default:
     `simulators.tissue_means(hf, tissue, config.tissue_threshold)`.
-    params_single: one value per parameter (shape () or (1,)).
+    theta_single: one value per parameter (shape () or (1,)).
     """
     spec = SimulatorSpec.from_config(config)
     if hf.ndim != 3 or hf.shape[-1] < spec.factor:
@@ -229,8 +230,8 @@ def simulate_volume(key: jax.Array, hf: jax.Array, tissue: Optional[jax.Array],
     _check_tissue(spec, hf.shape, tissue)
     if tissue_means is None:
         tissue_means = volume_tissue_means(hf, tissue, spec.tissue_threshold)
-    params = {k: jnp.asarray(v, jnp.float32).reshape(()) for k, v in params_single.items()}
+    theta = {k: jnp.asarray(v, jnp.float32).reshape(()) for k, v in theta_single.items()}
     return _simulate_volume(key, jnp.asarray(hf, jnp.float32),
                             None if tissue is None else jnp.asarray(tissue, jnp.float32),
-                            jnp.asarray(tissue_means, jnp.float32), params,
+                            jnp.asarray(tissue_means, jnp.float32), theta,
                             spec=spec, n_lf=hf.shape[-1] // spec.factor)

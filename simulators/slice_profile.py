@@ -44,13 +44,13 @@ def rect_gaussian_profile(offset_mm: jax.Array, thickness_mm: jax.Array,
             - jax.scipy.special.ndtr((offset_mm - half) / sigma))
 
 
-def slice_profile(name: str, offset_mm: jax.Array, params: Mapping[str, jax.Array]) -> jax.Array:
+def slice_profile(name: str, offset_mm: jax.Array, theta: Mapping[str, jax.Array]) -> jax.Array:
     """The named profile at `offset_mm` for one sample's scalar parameters."""
     if name == "gaussian":
-        return gaussian_profile(offset_mm, params["slice_thickness_mm"])
+        return gaussian_profile(offset_mm, theta["slice_thickness_mm"])
     if name == "rect_gaussian":
-        return rect_gaussian_profile(offset_mm, params["slice_thickness_mm"],
-                                     params["slice_edge_fwhm_mm"])
+        return rect_gaussian_profile(offset_mm, theta["slice_thickness_mm"],
+                                     theta["slice_edge_fwhm_mm"])
     raise ValueError(f"unknown slice profile {name!r}; expected one of {PROFILES}")
 
 

@@ -36,7 +36,7 @@ def margin_hf_slices(half_width_mm: float, hf_voxel_mm: float, factor: int) -> i
     return max(0, math.floor(half_width - (factor - 1) / 2.0 + 1e-9))
 
 
-def slice_sampling_matrix(profile: str, params: Mapping[str, jax.Array], *, n_hf: int,
+def slice_sampling_matrix(profile: str, theta: Mapping[str, jax.Array], *, n_hf: int,
                           n_lf: int, factor: int, margin: int, hf_voxel_mm: float,
                           half_width_mm: float, edge_mode: str) -> jax.Array:
     """(n_hf, n_lf) weights mapping HF slices to LF slices for one sample.
@@ -47,7 +47,7 @@ def slice_sampling_matrix(profile: str, params: Mapping[str, jax.Array], *, n_hf
     centres = lf_slice_centres(n_lf, factor) + margin
 
     def psf(offset_mm: jax.Array) -> jax.Array:
-        return slice_profile(profile, offset_mm, params)
+        return slice_profile(profile, offset_mm, theta)
 
     return psf_weight_matrix(psf, centres, n_hf, hf_voxel_mm, half_width_mm, edge_mode)
 

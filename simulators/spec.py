@@ -55,6 +55,12 @@ class SimulatorSpec:
         return self.contrast != "none"
 
     @classmethod
+    def of(cls, spec_or_config: "SimulatorSpec | ml_collections.ConfigDict") -> "SimulatorSpec":
+        """A spec as given, or built (and validated) from a `sim` config: build it once per run and
+        hand it down."""
+        return spec_or_config if isinstance(spec_or_config, cls) else cls.from_config(spec_or_config)
+
+    @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> "SimulatorSpec":
         try:
             return _spec(config)

@@ -54,3 +54,11 @@ def test_uneven_global_batch_is_a_clear_error(tmp_path):
     assert result.returncode == 2
     assert "does not divide by the 4 devices" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_rbg_generator_gives_the_same_losses_on_one_and_four_devices(tmp_path, four_device_losses):
+    rbg = (*STEPS, "--config.train.prng_impl=rbg")
+    run_train(tmp_path / "one", *rbg, devices=1)
+    run_train(tmp_path / "four", *rbg, devices=4)
+    assert train_losses(tmp_path / "one") != four_device_losses     # other random bits than threefry's
+    _assert_same_losses(train_losses(tmp_path / "one"), train_losses(tmp_path / "four"))
