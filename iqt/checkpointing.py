@@ -4,6 +4,7 @@ Layout inside the work directory:
   checkpoints/<step>/{state,data}   the latest `keep` checkpoints, saved every N steps
   best/<step>/{state,data}          the one with the lowest validation loss
 `state` is the `TrainState` pytree, `data` the JSON state of the data iterator.
+Reading a trained network back for inference is `iqt.checkpoint_reading`.
 Orbax writes each checkpoint under a temporary name and renames it when it is
 complete, so a run killed mid-save leaves no half-checkpoint that looks whole;
 a checkpoint that is damaged afterwards is skipped on restore, with a warning,
@@ -29,7 +30,6 @@ import jax
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
-from iqt.errors import UserError
 
 LATEST_DIR, BEST_DIR, DAMAGED_DIR = "checkpoints", "best", "damaged"
 SAVE_SLACK_BYTES = 1 << 20  # orbax's metadata, manifests and the figures written beside a checkpoint
@@ -83,7 +83,7 @@ def set_aside(workdir: Path, sub: str, step: int, why: str) -> Path:
 
 def set_aside_damaged_metrics(workdir: Path) -> list[int]:
     """Sets aside `best/` checkpoints whose metrics file is unreadable (orbax cannot list them)."""
-    bad = [s for s in _steps(workdir / BEST_DIR) if read_val_loss(workdir / BEST_DIR / str(s)) is None]
+    bad = [s for s in steps_in(workdir / BEST_DIR) if read_val_loss(workdir / BEST_DIR / str(s)) is None]
     for step in bad:
         set_aside(workdir, BEST_DIR, step, "its metrics file is damaged")
     return bad
@@ -261,113 +261,18 @@ def is_data_state(data: Any) -> bool:
     return isinstance(next_batch, int) and not isinstance(next_batch, bool) and next_batch >= 0
 
 
-def resolve_checkpoint(workdir: str | os.PathLike, which: str = "best") -> tuple[Path, list[int]]:
-    """Maps `best`, `latest` or a step number to (manager directory, steps to try)."""
-    workdir = Path(workdir)
-    if which == "best":
-        directory = workdir / BEST_DIR
-        damaged = [s for s in _steps(directory) if read_val_loss(directory / str(s)) is None]
-        if damaged:
-            raise UserError(f"the best checkpoint's metrics file {directory / str(damaged[0]) / METRICS_ITEM} "
-                            f"is damaged; pass --checkpoint latest (or a step number), or run the same "
-                            f"training command again, which sets it aside")
-        if not _steps(directory):
-            directory = workdir / LATEST_DIR  # no validation yet: fall back to the latest
-    else:
-        directory = workdir / LATEST_DIR
-    steps = sorted(_steps(directory), reverse=True)
-    if which not in ("best", "latest"):
-        try:
-            wanted = int(which)
-        except ValueError:
-            raise UserError(f"--checkpoint must be best, latest or a step number, not {which!r}")
-        if wanted not in steps:
-            raise UserError(f"no checkpoint at step {wanted} in {workdir} (have: {sorted(steps)})")
-        steps = [wanted]
-    if not steps:
-        raise UserError(f"{workdir} holds no checkpoint: train first (python -m launch.train)")
-    return directory, steps
-
-
 def has_checkpoints(workdir: str | os.PathLike) -> bool:
     """Whether a run in `workdir` ever saved a checkpoint (latest or best)."""
-    return any(_steps(Path(workdir) / sub) for sub in (LATEST_DIR, BEST_DIR))
+    return any(steps_in(Path(workdir) / sub) for sub in (LATEST_DIR, BEST_DIR))
 
 
-def _steps(directory: Path) -> list[int]:
+def steps_in(directory: Path) -> list[int]:
+    """The step numbers of the checkpoints in one manager directory."""
     if not directory.is_dir():
         return []
     return [int(p.name) for p in directory.iterdir() if p.name.isdigit() and p.is_dir()]
 
 
-def restore_state(workdir: str | os.PathLike, abstract_state: Any, which: str = "best") -> tuple[Any, int]:
-    """Restores a `TrainState` for inference; returns (state, step)."""
-    directory, steps = resolve_checkpoint(workdir, which)
-    mismatch = shape_mismatch(directory / str(steps[0]) / "state", abstract_state)
-    if mismatch:
-        raise UserError(f"the checkpoint {directory / str(steps[0])} holds another network than "
-                        f"{Path(workdir) / 'config.json'} describes ({mismatch}); was its model or sim "
-                        f"section edited? Restore it as it was when the run trained")
-    manager = _manager(directory, ocp.CheckpointManagerOptions(read_only=True, create=False,
-                                                                      save_interval_steps=0))
-    try:
-        found, _ = restore_newest(manager, abstract_state, steps)
-    finally:
-        manager.close()
-    if found is None:
-        raise UserError(f"no readable checkpoint in {directory} (tried steps {steps})")
-    state, _, step = found
-    return state, step
-
-
-def _leaf_name(path) -> str:
-    return ".".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
-
-
-def shape_mismatch(state_dir: Path, abstract_state: Any) -> str | None:
-    """The first parameter whose saved shape differs from `abstract_state`'s, as text; None if all agree.
-
-    Reads only the checkpoint's metadata; a checkpoint whose metadata cannot be
-    read is left to the restore (which skips it as damaged).
-    """
-    try:
-        with ocp.StandardCheckpointer() as reader:
-            metadata = reader.metadata(state_dir.absolute())
-        saved = {_leaf_name(p): tuple(m.shape) for p, m in
-                 jax.tree_util.tree_leaves_with_path(getattr(metadata, "item_metadata", metadata))}
-    except Exception:  # damaged: the restore reports it
-        return None
-    for path, leaf in jax.tree_util.tree_leaves_with_path(abstract_state):
-        name = _leaf_name(path)
-        if name in saved and saved[name] != tuple(leaf.shape):
-            return f"{name}: saved {saved[name]}, expected {tuple(leaf.shape)}"
-    return None
-
-
 def abstract_like(tree: Any, sharding: jax.sharding.Sharding | None = None) -> Any:
     """ShapeDtypeStructs of `tree`, for restoring into the same structure."""
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
-
-
-def restore_variables(workdir: str | os.PathLike, abstract_variables: dict, which: str = "best") -> tuple[dict, int]:
-    """Restores only the model's variables, e.g. {'params', 'batch_stats'}, of a checkpointed `TrainState`
-    (an orbax partial restore: no optimiser state, no training step needed); returns (variables, step).
-
-    Steps are tried newest first, a damaged one skipped with a warning, as `restore_state` does.
-    """
-    directory, steps = resolve_checkpoint(workdir, which)
-    mismatch = shape_mismatch(directory / str(steps[0]) / "state", abstract_variables)
-    if mismatch:
-        raise UserError(f"the checkpoint {directory / str(steps[0])} holds another network than "
-                        f"{Path(workdir) / 'config.json'} describes ({mismatch}); was its model or sim "
-                        f"section edited? Restore it as it was when the run trained")
-    args = ocp.args.PyTreeRestore(item=abstract_variables, partial_restore=True,
-                                  restore_args=ocp.checkpoint_utils.construct_restore_args(abstract_variables))
-    for step in steps:
-        try:
-            with ocp.PyTreeCheckpointer() as reader:
-                return reader.restore((directory / str(step) / "state").absolute(), args=args), step
-        except Exception as e:  # a damaged or partial checkpoint: fall back to an older one
-            logging.warning("checkpoint %s/%d is unreadable (%s: %s); falling back to an older one",
-                            directory, step, type(e).__name__, (str(e).splitlines() or [""])[0][:200])
-    raise UserError(f"no readable checkpoint in {directory} (tried steps {steps})")

@@ -107,25 +107,25 @@ def restore_variables(workdir, checkpoint: str, config, model) -> dict:
     """The Flax variables {'params', 'batch_stats'} of a run's checkpoint, restored alone (no training state)."""
     import jax
 
-    from iqt import checkpointing
+    from iqt import checkpoint_reading
     from iqt.models import input_multiple
 
     lf = jax.ShapeDtypeStruct((1, *input_multiple(config.model, int(config.sim.factor)), 1), jax.numpy.float32)
     abstract = jax.eval_shape(lambda k, x: model.init(k, x, train=False), jax.random.key(0), lf)
     abstract = {k: abstract[k] for k in ("params", "batch_stats") if k in abstract}
-    variables, _ = checkpointing.restore_variables(workdir, abstract, checkpoint)
+    variables, _ = checkpoint_reading.restore_variables(workdir, abstract, checkpoint)
     return variables
 
 
 def load_predictor(workdir: str | os.PathLike, checkpoint: str = "best") -> tuple[Predictor, object]:
     """The network of a training run: (Predictor, resolved config); checkpoint best|latest|STEP."""
-    from iqt import checkpointing, config_io
+    from iqt import checkpoint_reading, config_io
     from iqt.models import create_model, input_multiple
 
     if not Path(workdir).is_dir():
         raise UserError(f"work directory {workdir} does not exist")
     config = config_io.load_config(workdir)
-    checkpointing.resolve_checkpoint(workdir, str(checkpoint))   # a clear error before anything heavy
+    checkpoint_reading.resolve_checkpoint(workdir, str(checkpoint))   # a clear error before anything heavy
     factor = int(config.sim.factor)
     model = create_model(config.model, factor)
     variables = restore_variables(workdir, str(checkpoint), config, model)

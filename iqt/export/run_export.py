@@ -41,7 +41,7 @@ def run_to_onnx(workdir: str | os.PathLike, checkpoint: str = "best"):
     """(onnx.ModelProto, config) of a training run's checkpoint (`best`, `latest` or a step)."""
     import jax
 
-    from iqt import checkpointing, config_io
+    from iqt import checkpoint_reading, config_io
     from iqt.export.onnx_graph import build_model
     from iqt.models import create_model, input_multiple
 
@@ -54,7 +54,7 @@ def run_to_onnx(workdir: str | os.PathLike, checkpoint: str = "best"):
     lf = jax.ShapeDtypeStruct((1, *input_multiple(config.model, factor), 1), jax.numpy.float32)
     abstract = jax.eval_shape(lambda k, x: model.init(k, x, train=False), jax.random.key(0), lf)
     abstract = {k: abstract[k] for k in ("params", "batch_stats") if k in abstract}
-    variables, step = checkpointing.restore_variables(workdir, abstract, str(checkpoint))
+    variables, step = checkpoint_reading.restore_variables(workdir, abstract, str(checkpoint))
     variables = jax.device_get(variables)
     return build_model(variables, config.model, factor, export_metadata(config, step, Path(workdir).name)), config
 

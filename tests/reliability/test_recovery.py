@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from iqt import checkpointing, train
+from iqt import checkpoint_reading, checkpointing, train
 from iqt.errors import UserError
 from launch.configs import demo
 from tests.reliability.test_kill_and_resume import _assert_same_params, _params
@@ -74,8 +74,8 @@ def test_damaged_best_metrics_file_is_refused_with_a_way_out(content, tmp_path):
     (tmp_path / "checkpoints" / "4").mkdir(parents=True)
     assert checkpointing.read_val_loss(step) is None
     with pytest.raises(UserError, match="metrics file .* is damaged; pass --checkpoint latest"):
-        checkpointing.resolve_checkpoint(tmp_path, "best")
-    assert checkpointing.resolve_checkpoint(tmp_path, "latest")[1] == [4]
+        checkpoint_reading.resolve_checkpoint(tmp_path, "best")
+    assert checkpoint_reading.resolve_checkpoint(tmp_path, "latest")[1] == [4]
 
 
 def test_damaged_best_metrics_file_is_set_aside_on_resume(tmp_path, straight):
