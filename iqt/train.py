@@ -107,7 +107,7 @@ def make_eval_set(config, mesh, margin: int) -> EvalSet:
     batch = parallel.to_global({k: parallel.process_share(v) for k, v in batch.items()}, mesh)
     root = jax.random.key(config.seed)
     key, subject_key = jax.random.fold_in(root, EVAL_DRAWS), jax.random.fold_in(root, SUBJECT_DRAWS)
-    lf, target, _ = jax.jit(lambda b: simulate_pairs(key, b, config.sim, subject_key))(batch)
+    lf, target, _ = jax.jit(lambda b, k, s: simulate_pairs(k, b, config.sim, s))(batch, key, subject_key)
     return EvalSet(lf=lf, first_lf=_gather(lf)[0], target=_gather(target))
 
 

@@ -176,7 +176,7 @@ def make_steps(model: nn.Module, optimizer: optax.GradientTransformation,
     """The jitted (train_step, predict) of a run; `state` is donated to the train step.
 
     flips: augment every sample with random flips (`augment`)."""
-    root_key = jax.random.key(seed)
-    step = jax.jit(lambda s, b: train_step(s, b, model=model, optimizer=optimizer, sim_config=sim_config,
-                                           root_key=root_key, flips=flips), donate_argnums=0)
-    return step, jax.jit(lambda s, lf: predict(s, lf, model=model))
+    root_key = jax.random.key(seed)   # an argument, not a constant: every seed shares one compiled step
+    step = jax.jit(lambda s, b, k: train_step(s, b, model=model, optimizer=optimizer, sim_config=sim_config,
+                                              root_key=k, flips=flips), donate_argnums=0)
+    return (lambda s, b: step(s, b, root_key)), jax.jit(lambda s, lf: predict(s, lf, model=model))

@@ -120,5 +120,22 @@ def main(argv):
         os._exit(1)
 
 
+def join_workdirs(argv: list[str]) -> list[str]:
+    """`--workdirs RUN1 RUN2 ...` (as a shell glob gives them) as one comma-separated flag value."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in ("--workdirs", "-workdirs"):
+            j = i + 1
+            while j < len(argv) and not argv[j].startswith("-"):
+                j += 1
+            out.append(f"--workdirs={','.join(argv[i + 1:j])}")
+            i = j
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 if __name__ == "__main__":
+    sys.argv[:] = join_workdirs(sys.argv)
     cli.run(main, config_dir=Path(__file__).parent / "configs")

@@ -179,7 +179,8 @@ def run_workers(command: Callable[[int, int], list[str]], groups: Sequence[Seque
     for i, worker in enumerate(workers):
         _, err = worker.communicate()
         if worker.returncode:
-            failures.append(f"worker {i} (exit {worker.returncode}): {err.strip().splitlines()[-1:] or ''}")
+            last = (err.strip().splitlines() or ["no message"])[-1]
+            failures.append(f"worker {i} (exit {worker.returncode}): {last.removeprefix('error: ')}")
     if failures:
         raise UserError("; ".join(failures))
     return True

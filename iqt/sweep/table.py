@@ -39,7 +39,8 @@ def collect(jobs: Sequence[Job]) -> pd.DataFrame:
         table = table[table["method"] == METHOD].drop(columns="method").rename(columns={"setting": "test_setting"})
         frames.append(table.assign(setting=job.setting.name, seed=job.seed))
     long = pd.concat(frames, ignore_index=True)
-    return long[[*KEYS, *evaluation.metric_columns(long)]]
+    metrics = [m for m in evaluation.metric_columns(long) if long[m].notna().any()]   # seam: NaN for one tile
+    return long[[*KEYS, *metrics]]
 
 
 def per_seed(long: pd.DataFrame) -> pd.DataFrame:
@@ -58,7 +59,9 @@ def summary(long: pd.DataFrame) -> pd.DataFrame:
     out = grouped.agg(["mean", "std"])
     out.columns = [f"{m}_{stat}" for m, stat in out.columns]
     out.insert(0, "n_seeds", seeds.groupby(["setting", "test_setting"], sort=False).size())
-    return out.reset_index()
+    out = out.reset_index()
+    order = {name: i for i, name in enumerate(dict.fromkeys(long["setting"]))}
+    return out.sort_values("setting", key=lambda s: s.map(order), kind="stable", ignore_index=True)
 
 
 def wilcoxon_tests(long: pd.DataFrame) -> pd.DataFrame:
@@ -66,8 +69,8 @@ def wilcoxon_tests(long: pd.DataFrame) -> pd.DataFrame:
     (volume × test setting) pairs (seed means) and over (volume × test setting × seed)."""
     metrics = evaluation.metric_columns(long)
     settings = list(dict.fromkeys(long["setting"]))
-    pairs_mean = long.groupby(["setting", "subject", "test_setting"], sort=False)[metrics].mean()
-    pairs_seed = long.set_index(["setting", "subject", "test_setting", "seed"])[metrics]
+    pairs_mean = long.groupby(["setting", "subject", "test_setting"])[metrics].mean()
+    pairs_seed = long.set_index(["setting", "subject", "test_setting", "seed"])[metrics].sort_index()
     rows = []
     for a, b, metric in ((a, b, m) for a, b in itertools.combinations(settings, 2) for m in metrics):
         row = {"setting_a": a, "setting_b": b, "metric": metric}
