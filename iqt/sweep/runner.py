@@ -26,7 +26,8 @@ from typing import Callable, Sequence
 import jax
 import ml_collections
 
-from iqt import config_io
+from iqt import checkpointing, config_io
+from iqt.cli import Terminated
 from iqt.errors import UserError
 from iqt.io_utils import atomic_write_text
 from iqt.metric_writers import read_jsonl
@@ -104,6 +105,9 @@ def run_job(job: Job, test_settings: Sequence[str], cache_dir: str) -> dict:
 
     entries_before, t0 = _cache_entries(cache_dir), time.time()
     train_and_evaluate(job.config, job.workdir)
+    _, steps = checkpointing.resolve_checkpoint(job.workdir, "latest")
+    if steps[0] < job.config.train.num_steps:   # stopped by a signal: checkpoint saved, no evaluation
+        raise Terminated
     t1 = time.time()
     evaluate_run(job.workdir, settings=test_settings, out_dir=job.workdir / EVALUATION_DIR, progress=False)
     record = {"setting": job.setting.name, "seed": job.seed, "config_sha256": job.fingerprint(),

@@ -94,25 +94,35 @@ def test_running_again_skips_finished_settings(swept):
     assert (workdir / "sweep_table.md").read_text() in result.stdout
 
 
-def test_sigkill_during_a_setting_then_a_rerun_gives_the_uninterrupted_table(swept, tmp_path):
+def _run_until(workdir: Path, line_start: str, signum: int) -> tuple[str, int]:
+    """Runs the sweep until a stdout line starts with `line_start`, then sends `signum`: (stdout, exit status)."""
+    proc = subprocess.Popen(sweep_command(workdir), cwd=ROOT, env=train_env(1), stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith(line_start):
+            os.killpg(proc.pid, signum)
+            break
+    seen.append(proc.stdout.read())
+    return "".join(seen), proc.wait(timeout=120)
+
+
+def test_sigterm_and_sigkill_during_a_setting_then_a_rerun_gives_the_uninterrupted_table(swept, tmp_path):
     workdir, _ = swept
     killed = tmp_path / "tiny"
     # the first setting, and the second's seed 0, finished; its seed 1 is killed at a seeded step
     for part in ("stochastic", "deterministic/seed0"):
         shutil.copytree(workdir / part, killed / part)
-    kill_step = random.Random(15).randint(1, 3)
-    proc = subprocess.Popen(sweep_command(killed), cwd=ROOT, env=train_env(1), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if line.startswith(f"step {kill_step}/"):
-            os.killpg(proc.pid, signal.SIGKILL)
-            break
-    proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "".join(seen)[-2000:]
-    assert "setting 'deterministic' seed 1" in "".join(seen)
-    assert not (killed / "deterministic" / "seed1" / "sweep_done.json").exists()
+    unfinished = killed / "deterministic" / "seed1"
+    # SIGTERM after step 1: the training saves a checkpoint and stops, the sweep stops without evaluating
+    seen = _run_until(killed, "step 1/", signal.SIGTERM)
+    assert seen[-1] == 128 + signal.SIGTERM and "stopped by SIGTERM" in seen[0], seen
+    assert not (unfinished / "sweep_done.json").exists() and not (unfinished / "evaluation").exists()
+    # SIGKILL at a seeded step of the resumed run
+    seen = _run_until(killed, f"step {random.Random(15).randint(2, 3)}/", signal.SIGKILL)
+    assert seen[-1] == -signal.SIGKILL and "setting 'deterministic' seed 1 (resuming)" in seen[0], seen
+    assert not (unfinished / "sweep_done.json").exists()
     result = run(sweep_command(killed))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "setting 'deterministic' seed 1 (resuming)" in result.stdout
@@ -135,7 +145,7 @@ def test_evaluate_only_cubic_and_iqt_curves_match_the_evaluation_files(swept, tm
     workdir, _ = swept
     runs = [workdir / "stochastic" / f"seed{k}" for k in (0, 1)]
     result = run([sys.executable, "-m", "launch.sweep", "--evaluate_only", "--workdirs", *map(str, runs),
-                  "--axis=snr", "--values=0.5,1,3", f"--out={tmp_path}"])
+                  "--axis=snr", "--values=0.5,1", f"--out={tmp_path}"])
     assert result.returncode == 0, result.stderr[-3000:]
     curves = pd.read_csv(tmp_path / "robustness_snr_curves.csv").set_index(["group", "value"])
     evaluations = [pd.read_csv(r / "evaluation" / "evaluation.csv").set_index(["setting", "method"]) for r in runs]
@@ -147,7 +157,7 @@ def test_evaluate_only_cubic_and_iqt_curves_match_the_evaluation_files(swept, tm
                                        atol=2e-4)   # the CSVs keep 6 digits: 1e-4 dB
     # more noise, lower PSNR, for the cubic splines of the same inputs
     cubic = curves.loc["cubic", "psnr_mean"]
-    assert cubic.loc[0.5] < cubic.loc[1.0] < cubic.loc[3.0]
+    assert cubic.loc[0.5] < cubic.loc[1.0]
     assert (tmp_path / "robustness_snr.png").stat().st_size > 0
 
 
@@ -180,8 +190,8 @@ def test_a_bad_sweep_file_is_a_user_error_naming_the_fault(case, tmp_path):
         spec.check_sweep(spec.load_sweep(_bad_sweep(tmp_path, case)), demo.get_config("tiny"), (0, 1))
 
 
-@pytest.mark.parametrize("case", ["unknown field", "empty grid", "name used twice"])
-def test_a_bad_sweep_file_is_one_error_line_before_anything_is_made(case, tmp_path):
+def test_a_bad_sweep_file_is_one_error_line_before_anything_is_made(tmp_path):
+    case = "unknown field"   # every case raises the same UserError (above); one through the command line
     workdir = tmp_path / "sweep"
     result = run([sys.executable, "-m", "launch.sweep", "--config=demo:tiny", f"--sweep={_bad_sweep(tmp_path, case)}",
                   f"--workdir={workdir}", "--seeds=0"])
