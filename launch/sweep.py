@@ -1,4 +1,4 @@
-"""Simulator ablations: train and evaluate every setting of a sweep file with several seeds, and compare.
+r"""Simulator ablations: train and evaluate every setting of a sweep file with several seeds, and compare.
 
     python -m launch.sweep --config launch/configs/demo.py \
         --sweep launch/configs/sweeps/stochastic_vs_deterministic.py --workdir runs/sweeps/svd --seeds 0,1,2

@@ -20,8 +20,9 @@ def test_a_grid_is_every_combination_named_by_its_fields(tmp_path):
     path.write_text('def get_sweep():\n    return dict(grid={"sim.noise": ["gaussian", "rician"], '
                     '"train.learning_rate": [1e-3, 2e-3]}, overrides={"train.num_steps": 7})\n')
     sweep = spec.load_sweep(path)
-    assert [s.name for s in sweep.settings] == ["noise=gaussian,learning_rate=0.001", "noise=gaussian,learning_rate=0.002",
-                                                "noise=rician,learning_rate=0.001", "noise=rician,learning_rate=0.002"]
+    assert [s.name for s in sweep.settings] == [
+        "noise=gaussian,learning_rate=0.001", "noise=gaussian,learning_rate=0.002",
+        "noise=rician,learning_rate=0.001", "noise=rician,learning_rate=0.002"]
     base = demo.get_config()
     config = sweep.config(base, sweep.settings[3], seed=5)
     assert (config.sim.noise, config.train.learning_rate, config.train.num_steps, config.seed) == ("rician", 2e-3, 7, 5)

@@ -1,4 +1,4 @@
-"""Per-sample against per-subject draws of the simulator's parameters.
+r"""Per-sample against per-subject draws of the simulator's parameters.
 
     python -m launch.sweep --config launch/configs/demo.py \
         --sweep launch/configs/sweeps/draw_mode.py --workdir runs/sweeps/draw_mode --seeds 0,1,2

@@ -1,4 +1,4 @@
-"""×4 against ×8 along the slices: how much harder the thicker slices are.
+r"""×4 against ×8 along the slices: how much harder the thicker slices are.
 
     python -m launch.sweep --config launch/configs/demo.py \
         --sweep launch/configs/sweeps/factor.py --workdir runs/sweeps/factor --seeds 0,1,2

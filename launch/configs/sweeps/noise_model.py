@@ -1,4 +1,4 @@
-"""Gaussian against Rician noise in the training simulator.
+r"""Gaussian against Rician noise in the training simulator.
 
     python -m launch.sweep --config launch/configs/demo.py \
         --sweep launch/configs/sweeps/noise_model.py --workdir runs/sweeps/noise_model --seeds 0,1,2

@@ -1,4 +1,4 @@
-"""Stochastic against deterministic simulation: the published method's central claim.
+r"""Stochastic against deterministic simulation: the published method's central claim.
 
     python -m launch.sweep --config launch/configs/demo.py \
         --sweep launch/configs/sweeps/stochastic_vs_deterministic.py --workdir runs/sweeps/svd --seeds 0,1,2

@@ -1,4 +1,4 @@
-"""The tiny sweep, for tests: two settings of a 4-step `demo:tiny` network, 2 test settings.
+r"""The tiny sweep, for tests: two settings of a 4-step `demo:tiny` network, 2 test settings.
 
     python -m launch.sweep --config demo:tiny --sweep tiny --workdir /tmp/sweep --seeds 0,1
 
