@@ -5,7 +5,8 @@ the marker is written atomically after the evaluation, so a re-run skips finishe
 jobs and resumes an interrupted one from its last checkpoint (the training's own
 resume; the evaluation is redone). With several local devices (GPUs, or forced
 CPU devices) and several jobs left, jobs run concurrently in worker processes, one
-per device group; otherwise one after another in this process. JAX's persistent
+per device group; otherwise (one device, or several hosts under `jax.distributed`,
+where each job uses every host) one after another in this process. JAX's persistent
 compilation cache (DIR/.jax_cache unless one is set) spares the compilation of
 settings that share shapes.
 """
@@ -197,10 +198,11 @@ def worker_share(jobs: Sequence[Job], worker: int, workers: int) -> list[Job]:
 def run_sweep(jobs: Sequence[Job], test_settings: Sequence[str], cache_dir: str, *, devices_per_setting: int,
               worker_command: Callable[[int, int], list[str]] | None = None,
               log: Callable[[str], None] = print) -> None:
-    """All jobs: concurrently on device groups where there are several (and `worker_command`), else here."""
+    """All jobs: concurrently on device groups where this one host has several (and `worker_command`),
+    else here, one after another (under `jax.distributed`: each job on every host's devices together)."""
     left = [j for j in jobs if not j.finished()]
     groups = device_groups(devices_per_setting)[:len(left)]
-    if worker_command is not None and len(groups) > 1:
+    if worker_command is not None and len(groups) > 1 and jax.process_count() == 1:   # one host: workers
         if run_workers(worker_command, groups, cache_dir, log):
             return
     run_jobs(jobs, test_settings, cache_dir, log=log)
