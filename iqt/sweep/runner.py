@@ -7,8 +7,9 @@ resume; the evaluation is redone). With several local devices (GPUs, or forced
 CPU devices) and several jobs left, jobs run concurrently in worker processes, one
 per device group; otherwise (one device, or several hosts under `jax.distributed`,
 where each job uses every host) one after another in this process. JAX's persistent
-compilation cache (DIR/.jax_cache unless one is set) spares the compilation of
-settings that share shapes.
+compilation cache (DIR/.jax_cache unless one is set) compiles each program once:
+the seeds of a setting share their training step (the seed's key is an argument),
+and the evaluation's programs are shared by every setting of the same shapes.
 """
 from __future__ import annotations
 
