@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from iqt import checkpointing
 from tests.training.helpers import ROOT, train_env
 
 SEEDS = "0,1"
@@ -94,14 +96,15 @@ def test_running_again_skips_finished_settings(swept):
     assert (workdir / "sweep_table.md").read_text() in result.stdout
 
 
-def _run_until(workdir: Path, line_start: str, signum: int) -> tuple[str, int]:
-    """Runs the sweep until a stdout line starts with `line_start`, then sends `signum`: (stdout, exit status)."""
+def _run_until(workdir: Path, first_step: int, signum: int) -> tuple[str, int]:
+    """Runs the sweep until it logs a training step >= `first_step`, then sends `signum`: (stdout, exit status)."""
     proc = subprocess.Popen(sweep_command(workdir), cwd=ROOT, env=train_env(1), stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, start_new_session=True)
     seen = []
     for line in proc.stdout:
         seen.append(line)
-        if line.startswith(line_start):
+        step = re.match(r"step (\d+)/", line)
+        if step and int(step.group(1)) >= first_step:
             os.killpg(proc.pid, signum)
             break
     seen.append(proc.stdout.read())
@@ -116,11 +119,12 @@ def test_sigterm_and_sigkill_during_a_setting_then_a_rerun_gives_the_uninterrupt
         shutil.copytree(workdir / part, killed / part)
     unfinished = killed / "deterministic" / "seed1"
     # SIGTERM after step 1: the training saves a checkpoint and stops, the sweep stops without evaluating
-    seen = _run_until(killed, "step 1/", signal.SIGTERM)
+    seen = _run_until(killed, 1, signal.SIGTERM)
     assert seen[-1] == 128 + signal.SIGTERM and "stopped by SIGTERM" in seen[0], seen
     assert not (unfinished / "sweep_done.json").exists() and not (unfinished / "evaluation").exists()
-    # SIGKILL at a seeded step of the resumed run
-    seen = _run_until(killed, f"step {random.Random(15).randint(2, 3)}/", signal.SIGKILL)
+    # SIGKILL at a seeded step of the resumed run (it goes on from the step where SIGTERM stopped it)
+    _, (resumed_from, *_) = checkpointing.resolve_checkpoint(unfinished, "latest")
+    seen = _run_until(killed, random.Random(15).randint(resumed_from + 1, 4), signal.SIGKILL)
     assert seen[-1] == -signal.SIGKILL and "setting 'deterministic' seed 1 (resuming)" in seen[0], seen
     assert not (unfinished / "sweep_done.json").exists()
     result = run(sweep_command(killed))
