@@ -87,8 +87,8 @@ DEFAULT_SETTINGS = ("mean", "snr_low", "snr_high", "thick_slices")
 
 
 def check_settings(names: Iterable[str]) -> tuple[str, ...]:
-    names = tuple(names)
-    unknown = [n for n in names if n not in SETTINGS]
+    names = tuple(names)   # names of SETTINGS, or Setting objects (conditions of one's own)
+    unknown = [n for n in names if not isinstance(n, Setting) and n not in SETTINGS]
     if unknown or not names:
         raise UserError(f"unknown test setting(s) {', '.join(unknown) or '(none given)'}; "
                         f"choose from {', '.join(SETTINGS)}")
@@ -96,9 +96,9 @@ def check_settings(names: Iterable[str]) -> tuple[str, ...]:
 
 
 def setting_config(name: str, sim_config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """A copy of `sim_config` changed by the named setting, with every draw at its mean."""
+    """A copy of `sim_config` changed by the named setting (or a `Setting`), with every draw at its mean."""
     sim = ml_collections.ConfigDict(sim_config.to_dict())
-    SETTINGS[name].variant(sim)
+    (name if isinstance(name, Setting) else SETTINGS[name]).variant(sim)
     sim.deterministic = True
     return sim
 
@@ -158,8 +158,8 @@ def evaluate_subject(subject, enhance: Enhance, sim_config: ml_collections.Confi
     """One row per (setting, method): the subject's metrics in the brain (and its figure)."""
     factor = int(sim_config.factor)
     rows = []
-    for name in settings:
-        sim = setting_config(name, sim_config)
+    for setting in settings:
+        sim, name = setting_config(setting, sim_config), getattr(setting, "name", setting)
         lf = np.asarray(simulators.simulate_volume(
             setting_key(seed, name, subject.subject_id), subject.image, subject.tissue,
             setting_parameters(sim), sim, tissue_means=subject.tissue_means), np.float32)

@@ -130,7 +130,7 @@ def make_eval_set(config, mesh, spec: simulators.SimulatorSpec) -> EvalSet:
     batch = parallel.to_global({k: parallel.process_share(v) for k, v in batch.items()}, mesh)
     root = root_key(config.seed, _prng_impl(config))
     key, subject_key = jax.random.fold_in(root, EVAL_DRAWS), jax.random.fold_in(root, SUBJECT_DRAWS)
-    lf, target, _ = jax.jit(lambda b: simulate_pairs(key, b, config.sim, subject_key, spec))(batch)
+    lf, target, _ = jax.jit(lambda b, k, s: simulate_pairs(k, b, config.sim, s, spec))(batch, key, subject_key)
     return EvalSet(lf=lf, first_lf=_gather(lf)[0], target=_gather(target))
 
 

@@ -208,9 +208,10 @@ def make_steps(model: nn.Module, optimizer: optax.GradientTransformation,
     """The jitted (train_step, predict) of a run; `state` is donated to the train step.
 
     flips: augment every sample with random flips (`augment`); spec: the run's
-    `SimulatorSpec` (built here if not given); prng_impl: one of `PRNG_IMPLS`."""
+    `SimulatorSpec` (built here if not given); prng_impl: one of `PRNG_IMPLS`. The seed's
+    key is an argument of the jitted step, not a constant: every seed shares one compiled step."""
     spec = simulators.SimulatorSpec.of(sim_config if spec is None else spec)
     root = root_key(seed, prng_impl)
-    step = jax.jit(lambda s, b: train_step(s, b, model=model, optimizer=optimizer, sim_config=sim_config,
-                                           root_key=root, flips=flips, spec=spec), donate_argnums=0)
-    return step, jax.jit(lambda s, lf: predict(s, lf, model=model))
+    step = jax.jit(lambda s, b, k: train_step(s, b, model=model, optimizer=optimizer, sim_config=sim_config,
+                                              root_key=k, flips=flips, spec=spec), donate_argnums=0)
+    return (lambda s, b: step(s, b, root)), jax.jit(lambda s, lf: predict(s, lf, model=model))
