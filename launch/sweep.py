@@ -112,7 +112,8 @@ def main(argv):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     if _EVALUATE_ONLY.value:
         return robustness()
-    from iqt.train import CheckpointSaveError, TrainingDiverged
+    from iqt.checkpointing import CheckpointSaveError
+    from iqt.train import TrainingDiverged
     try:
         sweep()
     except (TrainingDiverged, CheckpointSaveError) as e:

@@ -96,7 +96,7 @@ def run_group(workdir: Path) -> tuple[str, str]:
 def evaluate_runs(workdirs: Sequence[str | os.PathLike], axis: str, values: Sequence[float] | None = None, *,
                   checkpoint: str = "best", log: Callable[[str], None] = print) -> pd.DataFrame:
     """IQT and cubic splines of every run at every value: one row per run × subject × value × method."""
-    from iqt.data import pipeline
+    from iqt.data import splits
     from iqt.inference import enhance_lf, load_predictor
 
     values = AXES[axis][0] if values is None and axis in AXES else values
@@ -105,7 +105,7 @@ def evaluate_runs(workdirs: Sequence[str | os.PathLike], axis: str, values: Sequ
         predictor, config = load_predictor(workdir, checkpoint)
         settings = axis_settings(axis, values, config.sim)
         log(f"robustness: run {i + 1}/{len(workdirs)} {workdir}: {axis} at {', '.join(f'{v:g}' for v in values)}")
-        subjects = pipeline.load_split_subjects(config.data, config.data.test_split)
+        subjects = splits.load_split_subjects(config.data, config.data.test_split)
         table = evaluation.evaluate(subjects, lambda lf: enhance_lf(lf, predictor, progress=False), config.sim,
                                     settings, seed=int(config.seed))
         value_of = {s.name: float(v) for s, v in zip(settings, values)}

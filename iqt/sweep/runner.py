@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 import jax
 import ml_collections
 
-from iqt import checkpointing, config_io
+from iqt import checkpoint_reading, config_io
 from iqt.cli import Terminated
 from iqt.errors import UserError
 from iqt.io_utils import atomic_write_text
@@ -106,7 +106,7 @@ def run_job(job: Job, test_settings: Sequence[str], cache_dir: str) -> dict:
 
     entries_before, t0 = _cache_entries(cache_dir), time.time()
     train_and_evaluate(job.config, job.workdir)
-    _, steps = checkpointing.resolve_checkpoint(job.workdir, "latest")
+    _, steps = checkpoint_reading.resolve_checkpoint(job.workdir, "latest")
     if steps[0] < job.config.train.num_steps:   # stopped by a signal: checkpoint saved, no evaluation
         raise Terminated
     t1 = time.time()

@@ -1,6 +1,8 @@
 """`launch.sweep` end to end on the CPU: the tiny sweep, its re-run, a SIGKILL, the table, robustness.
 
-One uninterrupted tiny sweep (2 settings × 2 seeds, 4 steps each) is shared by the tests.
+One uninterrupted tiny sweep (2 settings × 2 seeds, 4 steps each), run by two workers on two
+(virtual CPU) devices at once, is shared by the tests; the interrupted sweep re-runs on one
+device, so its table, compared with the shared one, also shows that parallel and sequential agree.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from iqt import checkpointing
+from iqt import checkpoint_reading
 from tests.training.helpers import ROOT, train_env
 
 SEEDS = "0,1"
@@ -38,7 +40,7 @@ def run(command: list[str], devices: int = 1, timeout: int = 600) -> subprocess.
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     workdir = tmp_path_factory.mktemp("sweep") / "tiny"
-    result = run(sweep_command(workdir))
+    result = run(sweep_command(workdir), devices=2)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir, result
 
@@ -55,6 +57,8 @@ def test_the_tiny_sweep_trains_evaluates_and_reports_every_setting_and_seed(swep
             assert f"setting '{setting}' seed {seed}" in result.stdout
             assert (workdir / setting / f"seed{seed}" / "evaluation" / "evaluation.csv").is_file()
     assert "ETA" in result.stdout
+    assert "2 workers, devices 0 | 1" in result.stdout   # settings ran concurrently, one per device
+    assert "sweep worker 0: job 1/" in result.stdout and "sweep worker 1: job 1/" in result.stdout
     for name in ("sweep_table.csv", "sweep_tests.csv", "sweep_table.md", "sweep_table.png"):
         assert (workdir / name).stat().st_size > 0
     assert not list(workdir.rglob("*.tmp*"))
@@ -123,7 +127,7 @@ def test_sigterm_and_sigkill_during_a_setting_then_a_rerun_gives_the_uninterrupt
     assert seen[-1] == 128 + signal.SIGTERM and "stopped by SIGTERM" in seen[0], seen
     assert not (unfinished / "sweep_done.json").exists() and not (unfinished / "evaluation").exists()
     # SIGKILL at a seeded step of the resumed run (it goes on from the step where SIGTERM stopped it)
-    _, (resumed_from, *_) = checkpointing.resolve_checkpoint(unfinished, "latest")
+    _, (resumed_from, *_) = checkpoint_reading.resolve_checkpoint(unfinished, "latest")
     seen = _run_until(killed, random.Random(15).randint(resumed_from + 1, 4), signal.SIGKILL)
     assert seen[-1] == -signal.SIGKILL and "setting 'deterministic' seed 1 (resuming)" in seen[0], seen
     assert not (unfinished / "sweep_done.json").exists()
@@ -132,17 +136,6 @@ def test_sigterm_and_sigkill_during_a_setting_then_a_rerun_gives_the_uninterrupt
     assert "setting 'deterministic' seed 1 (resuming)" in result.stdout
     pd.testing.assert_frame_equal(pd.read_csv(killed / "sweep_table.csv"), pd.read_csv(workdir / "sweep_table.csv"))
     pd.testing.assert_frame_equal(pd.read_csv(killed / "sweep_tests.csv"), pd.read_csv(workdir / "sweep_tests.csv"))
-
-
-def test_with_two_devices_two_settings_run_concurrently_and_give_the_same_table(swept, tmp_path):
-    workdir, _ = swept
-    parallel = tmp_path / "tiny"
-    shutil.copytree(workdir / "stochastic", parallel / "stochastic")   # two jobs left: one per device
-    result = run(sweep_command(parallel), devices=2)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "2 workers, devices 0 | 1" in result.stdout
-    assert "sweep worker 0: job 1/1" in result.stdout and "sweep worker 1: job 1/1" in result.stdout
-    pd.testing.assert_frame_equal(pd.read_csv(parallel / "sweep_table.csv"), pd.read_csv(workdir / "sweep_table.csv"))
 
 
 def test_evaluate_only_cubic_and_iqt_curves_match_the_evaluation_files(swept, tmp_path):
