@@ -17,6 +17,10 @@ import pytest
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="iqt-tests-jax-cache-"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
+slow = pytest.mark.skipif(os.environ.get("IQT_SLOW_TESTS") != "1",
+                          reason="a long run outside the 15-minute suite: set IQT_SLOW_TESTS=1 to include it")
+"""Marks a test of an optional path that costs minutes (README, 'Tests')."""
+
 
 @pytest.fixture
 def tmp_nifti(tmp_path):

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import slow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -32,6 +34,7 @@ def test_the_torch_peer_is_refused_in_one_line_without_its_folder_or_a_gpu(tmp_p
     assert not (tmp_path / "r.json").exists()
 
 
+@slow   # about 2 minutes: it compiles the whole training step six times
 def test_gpu_check_runs_every_part_at_toy_sizes(tmp_path):
     result = subprocess.run(["bash", "benchmarks/gpu_check.sh"], cwd=ROOT, capture_output=True, text=True,
                             env=_env(OUT=str(tmp_path / "out"), TINY="1", PYTHON=sys.executable),

@@ -5,6 +5,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from tests.conftest import slow
 from tests.training.helpers import ROOT, free_port, run_train, train_command, train_env, train_losses
 
 STEPS = ("--config.train.num_steps=3", "--config.train.eval_every=3", "--config.train.checkpoint_every=3")
@@ -56,6 +57,7 @@ def test_uneven_global_batch_is_a_clear_error(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@slow   # two more trainings; the default generator's 1-vs-4 test above runs always
 def test_the_rbg_generator_gives_the_same_losses_on_one_and_four_devices(tmp_path, four_device_losses):
     rbg = (*STEPS, "--config.train.prng_impl=rbg")
     run_train(tmp_path / "one", *rbg, devices=1)
