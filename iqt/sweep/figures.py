@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pandas as pd
 
-from iqt import evaluation, figures
+from iqt import figures
+from iqt.evaluation_report import METRIC_LABELS
 
 SWEEP_METRICS = ("psnr", "ssim", "periodic_rmse")
 
@@ -26,7 +27,7 @@ def save_sweep_figure(seeds: pd.DataFrame, path: str | os.PathLike) -> None:
                         color=f"C{i}")
         ax.set_xticks(range(len(settings)), settings, rotation=15)
         ax.set_xlim(-0.5, len(settings) - 0.5)
-        ax.set_ylabel(evaluation.METRIC_LABELS[metric])
+        ax.set_ylabel(METRIC_LABELS[metric])
         ax.grid(True, axis="y", alpha=0.3)
     fig.suptitle("IQT on the test volumes, all test settings: seeds (dots), mean ± SD (squares)")
     fig.tight_layout()

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from iqt import evaluation
+from iqt import evaluation_report as report
 from iqt.io_utils import atomic_write_text
 from iqt.sweep.runner import EVALUATION_DIR, Job
 
@@ -39,13 +39,13 @@ def collect(jobs: Sequence[Job]) -> pd.DataFrame:
         table = table[table["method"] == METHOD].drop(columns="method").rename(columns={"setting": "test_setting"})
         frames.append(table.assign(setting=job.setting.name, seed=job.seed))
     long = pd.concat(frames, ignore_index=True)
-    metrics = [m for m in evaluation.metric_columns(long) if long[m].notna().any()]   # seam: NaN for one tile
+    metrics = [m for m in report.metric_columns(long) if long[m].notna().any()]   # seam: NaN for one tile
     return long[[*KEYS, *metrics]]
 
 
 def per_seed(long: pd.DataFrame) -> pd.DataFrame:
     """Each seed's mean over test volumes, per test setting and over all ('all')."""
-    metrics = evaluation.metric_columns(long)
+    metrics = report.metric_columns(long)
     by_test = long.groupby(["setting", "seed", "test_setting"], sort=False)[metrics].mean().reset_index()
     pooled = long.groupby(["setting", "seed"], sort=False)[metrics].mean().reset_index().assign(test_setting="all")
     return pd.concat([by_test, pooled], ignore_index=True)
@@ -53,7 +53,7 @@ def per_seed(long: pd.DataFrame) -> pd.DataFrame:
 
 def summary(long: pd.DataFrame) -> pd.DataFrame:
     """One row per setting × test setting (and 'all'): n_seeds, and mean and SD over seeds per metric."""
-    metrics = evaluation.metric_columns(long)
+    metrics = report.metric_columns(long)
     seeds = per_seed(long)
     grouped = seeds.groupby(["setting", "test_setting"], sort=False)[metrics]
     out = grouped.agg(["mean", "std"])
@@ -67,7 +67,7 @@ def summary(long: pd.DataFrame) -> pd.DataFrame:
 def wilcoxon_tests(long: pd.DataFrame) -> pd.DataFrame:
     """Per metric and pair of settings: median difference (a − b), and two-sided Wilcoxon p over the
     (volume × test setting) pairs (seed means) and over (volume × test setting × seed)."""
-    metrics = evaluation.metric_columns(long)
+    metrics = report.metric_columns(long)
     settings = list(dict.fromkeys(long["setting"]))
     pairs_mean = long.groupby(["setting", "subject", "test_setting"])[metrics].mean()
     pairs_seed = long.set_index(["setting", "subject", "test_setting", "seed"])[metrics].sort_index()
@@ -85,20 +85,13 @@ def wilcoxon_tests(long: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _cell(mean: float, sd: float, digits: int) -> str:
-    """'mean ± sd' over seeds; the mean alone for one seed; 'n/a' for no value."""
-    if np.isnan(mean):
-        return "n/a"
-    return f"{mean:.{digits}f}" if np.isnan(sd) else f"{mean:.{digits}f} ± {sd:.{digits}f}"
-
-
 def markdown(summary_table: pd.DataFrame, tests: pd.DataFrame) -> str:
     """The summary as mean ± SD over seeds, and the tests, as markdown tables."""
-    metrics = [m for m in evaluation.METRICS if f"{m}_mean" in summary_table.columns]
-    lines = ["| setting | test setting | seeds | " + " | ".join(evaluation.METRIC_LABELS[m] for m in metrics) + " |",
+    metrics = [m for m in report.METRICS if f"{m}_mean" in summary_table.columns]
+    lines = ["| setting | test setting | seeds | " + " | ".join(report.METRIC_LABELS[m] for m in metrics) + " |",
              "| --- | --- | ---: |" + " ---: |" * len(metrics)]
     for _, row in summary_table.iterrows():
-        cells = [_cell(row[f"{m}_mean"], row[f"{m}_std"], evaluation.DIGITS.get(m, 4)) for m in metrics]
+        cells = [report.cell(row[f"{m}_mean"], row[f"{m}_std"], report.DIGITS.get(m, 4)) for m in metrics]
         lines.append(f"| {row['setting']} | {row['test_setting']} | {row['n_seeds']} | " + " | ".join(cells) + " |")
     lines += ["", "| a | b | metric | median a − b | n pairs | p | n pairs × seeds | p |",
               "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]

@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 import simulators
-from iqt import evaluation, metrics
+from iqt import evaluation, evaluation_report, metrics
 from iqt.data.normalization import brain_mask, normalise
 from iqt.data.subject import Subject
 from iqt.data.template import load_template
@@ -135,7 +135,7 @@ def test_markdown_summary_is_mean_and_sd_over_subjects(tmp_path):
                           "ssim": [0.9, 0.8, 0.7, 0.5, 0.5, 0.5], "rmse": [0.1, 0.2, 0.3, 0.4, 0.4, 0.4],
                           "slice_periodic": [0.1, 0.2, 0.3, 0.4, 0.4, 0.4],
                           "seam": [1.0, 1.5, np.nan, 2.0, 2.0, 2.0]})
-    lines = evaluation.markdown_table(table).splitlines()
+    lines = evaluation_report.markdown_table(table).splitlines()
     assert lines[0] == "| setting | method | n | PSNR (dB) | SSIM | RMSE | slice-periodic | seam |"
     sd = np.std([20.0, 20.0, 23.0], ddof=1)
     # n counts the test volumes, also where a score is missing for one of them
@@ -143,9 +143,9 @@ def test_markdown_summary_is_mean_and_sd_over_subjects(tmp_path):
                         "| 0.2000 ± 0.1000 | 1.250 ± 0.354 |")
     assert lines[3] == (f"| mean | linear | 3 | 21.00 ± {sd:.2f} | 0.5000 ± 0.0000 | 0.4000 ± 0.0000 "
                         "| 0.4000 ± 0.0000 | 2.000 ± 0.000 |")
-    paths = evaluation.write_report(table, tmp_path / "report")
+    paths = evaluation_report.write_report(table, tmp_path / "report")
     pd.testing.assert_frame_equal(pd.read_csv(paths["csv"]), table, check_dtype=False)
-    assert paths["markdown"].read_text() == evaluation.markdown_table(table)
+    assert paths["markdown"].read_text() == evaluation_report.markdown_table(table)
     assert paths["figure"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in (tmp_path / "report").iterdir()) == ["evaluation.csv", "evaluation.md",
                                                                       "evaluation.png"]
@@ -154,5 +154,5 @@ def test_markdown_summary_is_mean_and_sd_over_subjects(tmp_path):
 def test_one_volume_prints_the_mean_alone_and_a_missing_score_as_n_a():
     table = pd.DataFrame({"subject": ["a"], "setting": ["mean"], "method": ["IQT"], "psnr": [30.123],
                           "ssim": [0.9], "rmse": [0.1], "slice_periodic": [0.25], "seam": [np.nan]})
-    assert evaluation.markdown_table(table).splitlines()[2] == \
+    assert evaluation_report.markdown_table(table).splitlines()[2] == \
         "| mean | IQT | 1 | 30.12 | 0.9000 | 0.1000 | 0.2500 | n/a |"
