@@ -50,7 +50,8 @@ def main(argv: Sequence[str]) -> None:
     if not Path(_WORKDIR.value).is_dir():
         raise UserError(f"work directory {_WORKDIR.value} does not exist")
     io_utils.check_output_folder(out, "--out")   # before the model loads and the volumes are enhanced
-    from iqt.evaluation import evaluate_run, markdown_table
+    from iqt.evaluation import evaluate_run
+    from iqt.evaluation_report import markdown_table
     table, paths = evaluate_run(_WORKDIR.value, split=_SPLIT.value, settings=_SETTINGS.value,
                                 out_dir=_OUT.value, checkpoint=_CHECKPOINT.value,
                                 batch_size=_BATCH_SIZE.value, tile_lf=_TILE.value, metric_set=_METRICS.value,

@@ -16,6 +16,7 @@ from iqt.checkpointing import Checkpointer
 from iqt.models import create_model, input_multiple
 from iqt.train_step import create_train_state, make_optimizer
 from launch.configs.demo import get_config
+from tests.cli_helpers import assert_user_error
 
 ROOT = Path(__file__).resolve().parents[2]
 TOLERANCE = 1e-5
@@ -28,14 +29,6 @@ def run_module(module: str, *args, hide_runtimes: bool = False) -> subprocess.Co
     head = ["-c", HIDE_RUNTIMES.format(module=module)] if hide_runtimes else ["-m", module]
     return subprocess.run([sys.executable, *head, *map(str, args)], env=env, capture_output=True, text=True,
                           timeout=180)
-
-
-def assert_user_error(result: subprocess.CompletedProcess, *words: str) -> None:
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2, result.stderr
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from tests.cli_helpers import assert_user_error
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,15 +23,6 @@ def run_module(module: str, *args: str, cwd: Path) -> subprocess.CompletedProces
     env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
-
-
-def assert_user_error(result: subprocess.CompletedProcess, *words: str) -> None:
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2, result.stderr
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 def _save(path: Path, data, affine=None) -> Path:

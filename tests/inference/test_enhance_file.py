@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from iqt.errors import UserError
-from iqt.evaluation import interpolate_slices
+from iqt.interpolation import interpolate_slices
 from iqt.infer_files import enhance_file, figure_path, plan_outputs
 from iqt.inference import Predictor
 

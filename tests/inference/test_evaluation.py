@@ -11,13 +11,14 @@ from iqt import evaluation, evaluation_report, metrics
 from iqt.data.normalization import brain_mask, normalise
 from iqt.data.subject import Subject
 from iqt.data.template import load_template
+from iqt.interpolation import interpolate_slices
 
 FACTOR = 4
 
 
 def test_linear_interpolation_reads_a_ramp_at_the_convention_positions():
     lf = np.arange(6, dtype=np.float64) * 2.0 + 1.0           # value 1 + 2j at LF slice j
-    hf = evaluation.interpolate_slices(lf[None, None], FACTOR, order=1)[0, 0]
+    hf = interpolate_slices(lf[None, None], FACTOR, order=1)[0, 0]
     position = (np.arange(6 * FACTOR) - (FACTOR - 1) / 2) / FACTOR  # LF coordinate of each HF slice
     expected = 1.0 + 2.0 * np.clip(position, 0, 5)              # constant beyond the outer centres
     np.testing.assert_allclose(hf, expected, atol=1e-5)
@@ -25,7 +26,7 @@ def test_linear_interpolation_reads_a_ramp_at_the_convention_positions():
 
 def test_nearest_repeats_each_slice_r_times():
     lf = np.random.default_rng(0).random((3, 2, 5)).astype(np.float32)
-    np.testing.assert_array_equal(evaluation.interpolate_slices(lf, FACTOR, order=0),
+    np.testing.assert_array_equal(interpolate_slices(lf, FACTOR, order=0),
                                   np.repeat(lf, FACTOR, axis=-1))
 
 
@@ -34,7 +35,7 @@ def test_cubic_matches_scipy_map_coordinates_on_the_whole_volume():
     z = (np.arange(7 * FACTOR) - (FACTOR - 1) / 2) / FACTOR
     coords = np.meshgrid(np.arange(4), np.arange(3), z, indexing="ij")
     expected = ndimage.map_coordinates(lf, coords, order=3, mode="nearest")
-    np.testing.assert_allclose(evaluation.interpolate_slices(lf, FACTOR, order=3), expected, atol=1e-5)
+    np.testing.assert_allclose(interpolate_slices(lf, FACTOR, order=3), expected, atol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def _truth_and_brain(subject, sim, n_hf):
 
 
 def _linear(lf):
-    return evaluation.interpolate_slices(lf, FACTOR, order=1)
+    return interpolate_slices(lf, FACTOR, order=1)
 
 
 def test_table_rows_metrics_and_fixed_seeds(subject, sim_config):
@@ -78,7 +79,7 @@ def test_table_rows_metrics_and_fixed_seeds(subject, sim_config):
                                                subject.tissue, evaluation.setting_parameters(sim), sim))
     n_hf = lf.shape[-1] * FACTOR
     truth, brain = _truth_and_brain(subject, sim, n_hf)
-    cubic = evaluation.interpolate_slices(lf, FACTOR, order=3)
+    cubic = interpolate_slices(lf, FACTOR, order=3)
     assert by.loc[("snr_low", "cubic"), "psnr"] == pytest.approx(float(metrics.psnr(truth, cubic, brain)))
     assert by.loc[("snr_low", "cubic"), "slice_periodic"] == pytest.approx(
         metrics.slice_periodic_power(truth, cubic, FACTOR, brain))
@@ -103,7 +104,7 @@ def test_metric_sets_borders_and_the_subject_figure(subject, sim_config, tmp_pat
     lf = np.asarray(simulators.simulate_volume(evaluation.setting_key(3, "mean", "mni_cut"), subject.image,
                                                subject.tissue, evaluation.setting_parameters(sim), sim))
     truth, brain = _truth_and_brain(subject, sim, lf.shape[-1] * FACTOR)
-    nearest = evaluation.interpolate_slices(lf, FACTOR, order=0)
+    nearest = interpolate_slices(lf, FACTOR, order=0)
     row = table.set_index(["setting", "method"]).loc[("mean", "nearest")]
     assert row["ssim_ref"] == pytest.approx(float(metrics.reference_ssim(truth, nearest)))
     assert row["seam"] == pytest.approx(metrics.tile_seam_score(

@@ -9,7 +9,7 @@ import pytest
 
 import simulators
 from iqt.data.nifti import lf_affine_from_hf
-from iqt.evaluation import interpolate_slices
+from iqt.interpolation import interpolate_slices
 from iqt.infer_files import enhance_file
 from iqt.inference import Predictor, enhance_volume
 from iqt.orientation import Reorientation

@@ -9,7 +9,7 @@ import pytest
 from iqt import metrics
 from iqt.data.nifti import hf_affine_from_lf
 from iqt.errors import UserError
-from iqt.evaluation import interpolate_slices
+from iqt.interpolation import interpolate_slices
 from iqt.infer_files import enhance_file
 from iqt.inference import Predictor
 

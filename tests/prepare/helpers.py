@@ -87,14 +87,6 @@ def run_module(module: str, *args: str, cwd: Path, timeout: int = 300) -> subpro
                           text=True, timeout=timeout)
 
 
-def assert_user_error(result: subprocess.CompletedProcess, *words: str) -> None:
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2, result.stderr
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-
-
 def make_run(workdir: Path, *, factor: int, hf_voxel_mm: float) -> Path:
     """A work directory: the tiny demo config (with this factor and voxel size) and random weights."""
     import jax

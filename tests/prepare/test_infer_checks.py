@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from iqt.prepare.phantom import synthetic_head
-from tests.prepare.helpers import assert_user_error, make_run, run_module, thick_template
+from tests.cli_helpers import assert_user_error
+from tests.prepare.helpers import make_run, run_module, thick_template
 
 
 @pytest.fixture(scope="module")

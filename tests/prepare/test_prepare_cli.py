@@ -13,7 +13,8 @@ import SimpleITK as sitk
 
 from iqt.prepare.brain import dice
 from iqt.prepare.phantom import synthetic_head
-from tests.prepare.helpers import assert_user_error, oblique_image, run_module, thick_template, write_dicom_series
+from tests.cli_helpers import assert_user_error
+from tests.prepare.helpers import oblique_image, run_module, thick_template, write_dicom_series
 
 
 @pytest.fixture(scope="module")
