@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import sys
@@ -28,10 +27,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.common import emit  # noqa: E402
 
 import simulators  # noqa: E402
 from iqt.data import datasets, patches, pipeline  # noqa: E402
-from iqt.io_utils import atomic_write_text  # noqa: E402
 from iqt.data.config import default_config  # noqa: E402
 
 SIM = simulators.default_config("T1w", 8)   # each decoded subject's LF brain means need a protocol
@@ -164,11 +163,7 @@ def main(argv=None) -> dict:
                 "decode_seconds_per_volume": decode_seconds(hcp.data),
                 "runs": [time_pipeline(_with(hcp, patches_per_volume=int(k)), p, args.seconds)
                          for k in args.hcp_patches_per_volume.split(",") for p in settings]}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        atomic_write_text(args.out, text + "\n")
-    return result
+    return emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import resource
@@ -30,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.common import emit  # noqa: E402
 
 GOALS = {"psnr_margin_db": 1.0, "max_wall_s": 720.0, "seam_vs_truth": 1.2, "tile_psnr_spread_db": 0.3}
 
@@ -119,10 +119,7 @@ def main() -> None:
     result["workdir"] = str(workdir)
     result["quality"] = quality_table(workdir)
     result["tile_invariance"] = tile_invariance(workdir)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

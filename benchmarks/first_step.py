@@ -30,6 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.common import emit  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -190,12 +191,7 @@ def main(argv=None) -> dict:
         report = measure(args)
     else:
         report = run_phases(args, _without(argv, ("--phases", "--out")))
-    text = json.dumps(report, indent=2)
-    if args.out:
-        from iqt.io_utils import atomic_write_text
-        atomic_write_text(args.out, text + "\n")
-    print(text)
-    return report
+    return emit(report, args.out)
 
 
 if __name__ == "__main__":

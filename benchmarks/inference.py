@@ -31,6 +31,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks.common import command_line, emit  # noqa: E402
+
 PEER_DIR = os.environ.get("IQT_PEER_DIR", "")  # no default: benchmarks/README.md
 PEER_SCRIPT = "keras_aniso_unet.py"
 PATCH_HF_VOXELS = 32 ** 3
@@ -173,18 +176,13 @@ def main() -> None:
             run["vs_keras_kept"] = run["hf_voxels_kept_per_s"] / keras["hf_voxels_computed_per_s"]
     result = {"benchmark": "inference", "date_utc": datetime.datetime.now(datetime.timezone.utc)
               .isoformat(timespec="seconds"), "machine": platform.processor() or platform.machine(),
-              "cpu_count": os.cpu_count(), "command": " ".join(sys.argv), "factor": args.factor,
+              "cpu_count": os.cpu_count(), "command": command_line(sys.argv, args.peer_dir), "factor": args.factor,
               "load_average_1_5_15_before": [round(x, 2) for x in load_before],
               "load_average_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
               "base_features": args.base_features, "levels": args.levels, "jax": jax_runs, "keras": keras,
               "goals": {"vs_keras_computed": ">= 0.35", "overlap_waste": "< 1.3",
                         "peak_rss_gb_512": "< 4"}}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        sys.path.insert(0, str(ROOT))
-        from iqt.io_utils import atomic_write_text
-        atomic_write_text(args.out, text + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.common import command_line, emit  # noqa: E402
 from benchmarks.inference import PEER_DIR, keras_peer, peak_rss_gb, random_variables  # noqa: E402
 
 BACKEND_TILES = {"openvino": "272x272x32", "onnxruntime": "272x272x32", "jax": "272x272x32"}
@@ -174,7 +175,7 @@ def main() -> None:
     fastest_other = {r["backend"]: r["hf_voxels_kept_per_s"] for r in runs if "seconds" in r}
     result = {"benchmark": "inference_backends",
               "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "command": " ".join(sys.argv), "cpu": cpu_description(), "default_cpu_backend": default,
+              "command": command_line(sys.argv, args.peer_dir), "cpu": cpu_description(), "default_cpu_backend": default,
               "factor": args.factor, "base_features": args.base_features, "levels": args.levels,
               "load_average_1_5_15_before": [round(x, 2) for x in load_before],
               "load_average_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
@@ -184,11 +185,7 @@ def main() -> None:
     if "hf_voxels_computed_per_s" in keras and default in fastest_other:
         result["default_kept_vs_keras_computed"] = round(
             fastest_other[default] / keras["hf_voxels_computed_per_s"], 2)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        from iqt.io_utils import atomic_write_text
-        atomic_write_text(args.out, text + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -32,9 +32,9 @@ from scipy import ndimage
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.common import emit  # noqa: E402
 
 from iqt.data.template import load_template  # noqa: E402
-from iqt.io_utils import atomic_write_text  # noqa: E402
 from iqt.prepare.phantom import synthetic_head  # noqa: E402
 
 SHAPE = (512, 512, 28)
@@ -99,11 +99,7 @@ def main(argv=None) -> dict:
         "steps_seconds": report["seconds"], "shape_out": report["shape_out"],
         "goal_seconds": 60.0,
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out is not None:
-        atomic_write_text(args.out, text + "\n")
-    return result
+    return emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from benchmarks.common import timed
 from iqt.cli import fail
 
 TORCH_PEER_SCRIPT = "torch_aniso_unet_gpu.py"
@@ -76,17 +77,6 @@ def run_torch_peer(args, batches: list[int], dtypes: list[str]) -> list[dict]:
     return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
 
 
-def _timed_steps(call, warmup: int, steps: int) -> list[float]:
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t)
-    return times
-
-
 def measure_whole_step(args, batch: int, dtype: str) -> dict:
     """The whole jitted training step of `args.config` (simulator included) at `batch`, `dtype`."""
     import jax
@@ -121,8 +111,8 @@ def measure_whole_step(args, batch: int, dtype: str) -> dict:
         holder["state"], metrics = compiled(holder["state"], data)
         holder["loss"] = float(metrics["loss"])
 
-    first = _timed_steps(one, 0, 1)[0]
-    times = _timed_steps(one, max(args.warmup - 1, 0), args.steps)
+    first = timed(one, 0, 1)[0]
+    times = timed(one, max(args.warmup - 1, 0), args.steps)
     step_s = statistics.median(times)
     flops = 6 * conv_macs_per_sample(model, lf_patch) * batch
     return {"part": "whole_step", "config": args.config, "batch": batch, "compute_dtype": dtype,

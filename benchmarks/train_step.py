@@ -44,6 +44,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import command_line, emit, timed  # noqa: E402
 
 from iqt.cli import fail  # noqa: E402
 
@@ -78,26 +79,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--config", default="hcp_t1w_x8", help="sweep: the training config of the whole step")
     p.add_argument("--out", default=None, help="also write the JSON here")
     return p.parse_args(argv)
-
-
-def timed(fn, warmup: int, steps: int, cpu: dict | None = None) -> list[float]:
-    """Seconds of `steps` calls after `warmup` untimed ones; `fn` must block until done.
-
-    `cpu`, if given, receives the process's user and system CPU seconds per timed call.
-    """
-    for _ in range(warmup):
-        fn()
-    times = []
-    before = resource.getrusage(resource.RUSAGE_SELF)
-    for _ in range(steps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    if cpu is not None and steps:
-        cpu["cpu_user_s_per_call"] = (after.ru_utime - before.ru_utime) / steps
-        cpu["cpu_sys_s_per_call"] = (after.ru_stime - before.ru_stime) / steps
-    return times
 
 
 def peak_rss_gib() -> float:
@@ -256,7 +237,7 @@ def run_keras_peer(args: argparse.Namespace) -> dict:
     if proc.returncode != 0:
         fail(f"the Keras peer failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
     out = json.loads(proc.stdout)
-    out["command"] = " ".join(cmd)
+    out["command"] = command_line(cmd, args.peer_dir)
     peaks = [line.split()[1] for line in proc.stderr.splitlines() if line.startswith("PEAK_RSS_KIB")]
     out["peak_rss_gib"] = int(peaks[-1]) / 2 ** 20 if peaks else None
     return out
@@ -281,7 +262,7 @@ def environment() -> dict:
             "python": platform.python_version(), "jax": jax.__version__, "backend": jax.default_backend(),
             "devices": [d.device_kind for d in jax.devices()], "cpu": cpu, "cpu_count": os.cpu_count(),
             "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES"), "XLA_FLAGS": os.environ.get("XLA_FLAGS"),
-            "command": " ".join([Path(sys.executable).name] + sys.argv)}
+            "command": command_line([Path(sys.executable).name] + sys.argv, os.environ.get("IQT_PEER_DIR", ""))}
 
 
 def _write(args: argparse.Namespace, report: dict) -> None:
@@ -305,20 +286,13 @@ def main(argv=None) -> dict:
         args.compute_dtypes = args.compute_dtypes or args.compute_dtype
         step_sweep.sweep(args, report, lambda r: _write(args, r))
         report["load_average_after"] = list(os.getloadavg())
-        _write(args, report)
-        print(json.dumps(report, indent=2))
-        return report
+        return emit(report, args.out)
     report["jax"] = measure_jax(args)
     if args.peer == "keras":
         report["peer_keras"] = run_keras_peer(args)
         report["ratios"] = ratios(report["jax"], report["peer_keras"])
     report["load_average_after"] = list(os.getloadavg())
-    text = json.dumps(report, indent=2)
-    if args.out:
-        from iqt.io_utils import atomic_write_text
-        atomic_write_text(args.out, text + "\n")
-    print(text)
-    return report
+    return emit(report, args.out)
 
 
 if __name__ == "__main__":

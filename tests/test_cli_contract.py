@@ -236,24 +236,10 @@ def test_sigterm_while_an_output_is_written_leaves_no_temporary_file(tmp_path):
 
 def test_an_error_after_the_checkpoint_opens_is_still_the_only_line(tmp_path):
     """Library warnings (absl, orbax) and shutdown noise never come before or after the error."""
-    import jax
+    from tests.random_run import random_run
 
-    from iqt import config_io
-    from iqt.checkpointing import Checkpointer
-    from iqt.models import create_model
-    from iqt.train_step import create_train_state, make_optimizer
-    from launch.configs.demo import get_config
-    from tests.inference.test_end_to_end import random_state
-
-    config, run = get_config("tiny"), tmp_path / "run"
-    config_io.save_config(config, run)
-    model = create_model(config.model, config.sim.factor)
-    state = random_state(jax.eval_shape(lambda key: create_train_state(
-        key, model, make_optimizer(config.train), (1, 16, 16, 2)), jax.random.key(0)))
-    checkpointer = Checkpointer(run)
-    checkpointer.save(1, state, {"next_batch": 1})
-    checkpointer.wait()
-    checkpointer.close()
+    run = tmp_path / "run"
+    random_run(run)
     blank = tmp_path / "blank.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((24, 24, 4), np.float32), np.diag([1.0, 1.0, 8.0, 1.0])), blank)
     result = run_module("launch.infer", "--workdir", str(run), "--input", str(blank), "--output",

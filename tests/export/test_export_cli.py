@@ -6,17 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jax
 import nibabel as nib
 import numpy as np
 import pytest
 
 from iqt import config_io
-from iqt.checkpointing import Checkpointer
-from iqt.models import create_model, input_multiple
-from iqt.train_step import create_train_state, make_optimizer
-from launch.configs.demo import get_config
+from iqt.models import input_multiple
 from tests.cli_helpers import assert_user_error
+from tests.random_run import random_run
 
 ROOT = Path(__file__).resolve().parents[2]
 TOLERANCE = 1e-5
@@ -33,28 +30,10 @@ def run_module(module: str, *args, hide_runtimes: bool = False) -> subprocess.Co
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A work directory: the tiny ×8 demo config (cubic residual) and one checkpoint of random weights."""
-    config = get_config("tiny")
+    """A work directory: the tiny ×8 demo config (cubic residual) and one checkpoint of random
+    weights and BatchNorm statistics."""
     workdir = tmp_path_factory.mktemp("run")
-    config_io.save_config(config, workdir)
-    model = create_model(config.model, config.sim.factor)
-    abstract = jax.eval_shape(lambda key: create_train_state(key, model, make_optimizer(config.train),
-                                                             (1, 16, 16, 2)), jax.random.key(0))
-    rng = np.random.default_rng(3)
-
-    def fill(path, leaf):
-        name = jax.tree_util.keystr(path)
-        if "batch_stats" in name:
-            return (rng.uniform(0.5, 2.0, leaf.shape) if "var" in name else rng.normal(0, 0.2, leaf.shape)
-                    ).astype(leaf.dtype)
-        if "params" in name and "opt_state" not in name:
-            return (0.3 * rng.standard_normal(leaf.shape)).astype(leaf.dtype)
-        return np.zeros(leaf.shape, leaf.dtype)
-
-    checkpointer = Checkpointer(workdir)
-    checkpointer.save(1, jax.tree_util.tree_map_with_path(fill, abstract), {})
-    checkpointer.wait()
-    checkpointer.close()
+    config, _, _ = random_run(workdir, seed=3, random_batch_stats=True)
     return workdir, config
 
 

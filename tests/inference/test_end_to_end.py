@@ -6,51 +6,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jax
 import nibabel as nib
 import numpy as np
 import pytest
 
-from iqt import config_io, evaluation
-from iqt.checkpointing import Checkpointer
+from iqt import evaluation
 from iqt.data.nifti import hf_affine_from_lf
 from iqt.inference import enhance_volume, load_predictor
-from iqt.models import create_model
-from iqt.train_step import create_train_state, make_optimizer
-from launch.configs.demo import get_config
+from tests.random_run import random_run
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def random_state(abstract):
-    """A `TrainState` of random weights, filled in NumPy (compiling `model.init` takes ~20 s)."""
-    rng = np.random.default_rng(7)
-
-    def fill(path, leaf):
-        names = jax.tree_util.keystr(path)
-        if "params" in names and "opt_state" not in names:
-            return (0.3 * rng.standard_normal(leaf.shape)).astype(leaf.dtype)
-        if "batch_stats" in names:  # running means and variances
-            return (np.ones if "var" in names else np.zeros)(leaf.shape, leaf.dtype)
-        return np.zeros(leaf.shape, leaf.dtype)
-
-    return jax.tree_util.tree_map_with_path(fill, abstract)
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A work directory holding the tiny demo config and one checkpoint of random weights."""
-    config = get_config("tiny")
     workdir = tmp_path_factory.mktemp("run")
-    config_io.save_config(config, workdir)
-    model = create_model(config.model, config.sim.factor)
-    optimizer = make_optimizer(config.train)
-    state = random_state(jax.eval_shape(lambda key: create_train_state(key, model, optimizer, (1, 16, 16, 2)),
-                                        jax.random.key(0)))
-    checkpointer = Checkpointer(workdir)
-    checkpointer.save(1, state, {})
-    checkpointer.wait()
-    checkpointer.close()
+    _, model, state = random_run(workdir)
     return workdir, model, state
 
 
