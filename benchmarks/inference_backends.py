@@ -7,13 +7,15 @@ The published ×8 ANISO U-Net (16 base filters, 5 levels; random weights, as in
 `benchmarks/inference.py`, whose helpers it uses) enhances one random
 512 × 512 × 28 LF volume through `Predictor.enhance`, tiled and blended as
 `launch.infer` does, once per backend, each in its own child process (so the
-peak resident memory is that backend's alone). Reported per backend: the tile,
+peak resident memory is that backend's alone); `openvino@bfloat16` is OpenVINO asked
+for bfloat16 arithmetic (`launch.infer --precision bfloat16`, float32 on CPUs without
+native bfloat16). Reported per backend: the tile,
 seconds (the graph's compilation for the tile's shape apart), HF voxels per
 second kept (the overlap waste charged to us) and computed, the overlap waste
 (computed / kept), peak memory, threads. Then the single scan's wall time of
 the default CPU backend (`iqt.export.backends.CPU_PREFERENCE`) on 1 and on 2
 cores (`taskset` and the runtime's thread count). The CPU model and its vector
-extensions (AVX2, AVX-512, AMX) and the load average are recorded. The Keras
+extensions (AVX2, AVX-512, AVX512_BF16, AMX) and the load average are recorded. The Keras
 peer runs only where TensorFlow and its script are at hand (`--peer_dir`,
 `--keras_python`; see benchmarks/README.md), else it is skipped with a note.
 """
@@ -45,7 +47,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--factor", type=int, default=8)
     p.add_argument("--base_features", type=int, default=16)
     p.add_argument("--levels", type=int, default=5)
-    p.add_argument("--backends", default="openvino,onnxruntime,jax")
+    p.add_argument("--backends", default="openvino,onnxruntime,jax,openvino@bfloat16",
+                   help="BACKEND[@PRECISION],...: bfloat16 runs only with openvino")
     p.add_argument("--tiles", default="", help="backend=XxYxZ,... (default: each backend's own)")
     p.add_argument("--scaling", action=argparse.BooleanOptionalAction, default=True,
                    help="also time the default backend on 1 and 2 cores")
@@ -56,6 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--one", default="", help=argparse.SUPPRESS)       # child: backend to measure
     p.add_argument("--tile", default="272x272x32", help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     p.add_argument("--out", default="")
     return p.parse_args(argv)
 
@@ -74,7 +78,7 @@ def cpu_description() -> dict:
     fields = {k.strip(): v.strip() for k, v in fields.items()}
     flags = set(fields.get("flags", "").split())
     return {"model": fields.get("model name", "?"), "logical_cpus": os.cpu_count(),
-            "avx2": "avx2" in flags, "avx512f": "avx512f" in flags,
+            "avx2": "avx2" in flags, "avx512f": "avx512f" in flags, "avx512_bf16": "avx512_bf16" in flags,
             "amx": sorted(f for f in flags if f.startswith("amx")) or False}
 
 
@@ -100,7 +104,7 @@ def build_predictor(args: argparse.Namespace, folder: Path):
     path = folder / "model.onnx"
     path.write_bytes(build_model(jax.device_get(variables), config, args.factor).SerializeToString())
     module = backends.runtime(args.one)
-    predict_fn = backends.RUNTIMES[args.one](path, args.threads or None)
+    predict_fn = backends.RUNTIMES[args.one](path, args.threads or None, args.precision)
     return Predictor(predict_fn, args.factor, multiple), {args.one: module.__version__}
 
 
@@ -127,7 +131,7 @@ def measure_one(args: argparse.Namespace) -> dict:
     assert hf.shape == (*shape[:2], shape[2] * args.factor) and np.isfinite(hf).all()
     computed = plan.num_tiles * int(np.prod(tile_shape)) * args.factor
     kept = int(np.prod(hf.shape))
-    return {"backend": args.one, "versions": versions, "threads": args.threads or "runtime default (all cores)",
+    return {"backend": args.one, "precision": args.precision, "versions": versions, "threads": args.threads or "runtime default (all cores)",
             "affinity": sorted(os.sched_getaffinity(0)), "lf_shape": list(shape), "tile_lf": list(tile_shape),
             "num_tiles": plan.num_tiles, "build_s": round(build_s, 2), "compile_s": round(compile_s, 2),
             "seconds": round(seconds, 2), "hf_voxels_kept_per_s": round(kept / seconds),
@@ -135,9 +139,12 @@ def measure_one(args: argparse.Namespace) -> dict:
             "peak_rss_gb": round(peak_rss_gb(), 3)}
 
 
-def run_child(args: argparse.Namespace, backend: str, tile: str, cores: list[int] | None = None,
+def run_child(args: argparse.Namespace, spec: str, tile: str, cores: list[int] | None = None,
               threads: int = 0) -> dict:
-    command = [sys.executable, __file__, "--one", backend, "--tile", tile, "--threads", str(threads),
+    """Measures `spec` ('BACKEND' or 'BACKEND@PRECISION') in a child process."""
+    backend, _, precision = spec.partition("@")
+    command = [sys.executable, __file__, "--one", backend, "--precision", precision or "float32",
+               "--tile", tile, "--threads", str(threads),
                "--shape", args.shape, "--factor", str(args.factor), "--base_features", str(args.base_features),
                "--levels", str(args.levels)]
     if cores is not None and shutil.which("taskset"):
@@ -147,7 +154,8 @@ def run_child(args: argparse.Namespace, backend: str, tile: str, cores: list[int
         env["OMP_NUM_THREADS"] = str(threads)
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
     if result.returncode != 0:
-        return {"backend": backend, "error": result.stderr.strip().splitlines()[-1:] or [f"exit {result.returncode}"]}
+        return {"backend": backend, "precision": precision or "float32",
+                "error": result.stderr.strip().splitlines()[-1:] or [f"exit {result.returncode}"]}
     return json.loads(result.stdout[result.stdout.index("{"):])
 
 
@@ -160,7 +168,7 @@ def main() -> None:
 
     tiles = {**BACKEND_TILES, **dict(t.split("=") for t in args.tiles.split(",") if t)}
     load_before = os.getloadavg()
-    runs = [run_child(args, b, tiles[b]) for b in args.backends.split(",")]
+    runs = [run_child(args, b, tiles[b.partition("@")[0]]) for b in args.backends.split(",")]
     default = next(b for b in backends.CPU_PREFERENCE if backends.installed(b))
     scaling = {}
     if args.scaling:
@@ -172,7 +180,11 @@ def main() -> None:
     keras = keras_peer(args) if not args.skip_keras else {"skipped": "--skip_keras"}
     if "skipped" in keras:
         keras["note"] = "no TensorFlow on this machine: the peer's figures are in benchmarks/README.md"
-    fastest_other = {r["backend"]: r["hf_voxels_kept_per_s"] for r in runs if "seconds" in r}
+    fastest_other = {r["backend"]: r["hf_voxels_kept_per_s"] for r in runs
+                     if "seconds" in r and r["precision"] == "float32"}
+    for r in runs:
+        if "seconds" in r and "hf_voxels_computed_per_s" in keras:
+            r["kept_vs_keras_computed"] = round(r["hf_voxels_kept_per_s"] / keras["hf_voxels_computed_per_s"], 2)
     result = {"benchmark": "inference_backends",
               "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "command": command_line(sys.argv, args.peer_dir), "cpu": cpu_description(), "default_cpu_backend": default,

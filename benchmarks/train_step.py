@@ -253,7 +253,7 @@ def ratios(jax_result: dict, peer: dict) -> dict:
     return out
 
 
-def environment() -> dict:
+def environment(peer_dir: str = "") -> dict:
     import jax
 
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -262,7 +262,7 @@ def environment() -> dict:
             "python": platform.python_version(), "jax": jax.__version__, "backend": jax.default_backend(),
             "devices": [d.device_kind for d in jax.devices()], "cpu": cpu, "cpu_count": os.cpu_count(),
             "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES"), "XLA_FLAGS": os.environ.get("XLA_FLAGS"),
-            "command": command_line([Path(sys.executable).name] + sys.argv, os.environ.get("IQT_PEER_DIR", ""))}
+            "command": command_line([Path(sys.executable).name] + sys.argv, peer_dir)}
 
 
 def _write(args: argparse.Namespace, report: dict) -> None:
@@ -276,7 +276,7 @@ def main(argv=None) -> dict:
     args.peer_python = args.peer_python or {"keras": "/tmp/venv-tf/bin/python"}.get(args.peer, sys.executable)
     if args.peer == "keras":
         check_keras_peer(args)
-    report = {"benchmark": "train_step", "environment": environment(),
+    report = {"benchmark": "train_step", "environment": environment(args.peer_dir),
               "load_average_before": list(os.getloadavg())}
     if args.peer == "torch" or args.batches or args.compute_dtypes or args.whole_step:
         from benchmarks import step_sweep

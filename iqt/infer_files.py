@@ -173,10 +173,11 @@ def enhance_files(inputs: list[str], output: str, workdir: str | os.PathLike, *,
                   slice_axis: int | None = None, mask_path: str | None = None, batch_size: int = 1,
                   tile_lf=DEFAULT_TILE_LF, progress: bool = True, allow_spacing_mismatch: bool = False,
                   prepare: bool = False, sequence: str = "T1w", reference_path: str | None = None,
-                  backend: str = "jax", threads: int | None = None, factor: int | None = None) -> list[Path]:
+                  backend: str = "jax", threads: int | None = None, precision: str = "float32",
+                  factor: int | None = None) -> list[Path]:
     """`launch.infer`: checks every input, loads the network once, enhances each file.
 
-    `workdir`: a training run or an exported `.onnx`; `backend`, `threads`, `factor`:
+    `workdir`: a training run or an exported `.onnx`; `backend`, `threads`, `precision`, `factor`:
     `iqt.export.run_export.open_predictor`. `prepare`: runs `launch.prepare`'s steps
     on each input first, in memory (`iqt.prepare.infer_hook`).
     """
@@ -195,7 +196,8 @@ def enhance_files(inputs: list[str], output: str, workdir: str | os.PathLike, *,
     grid = training_grid(workdir)
     warnings = [w for source, _ in pairs for w in check_input(
         source, slice_axis, mask_path, grid=grid, allow_spacing_mismatch=allow_spacing_mismatch, prepare=prepare)]
-    predictor, _ = open_predictor(workdir, checkpoint, backend, threads=threads, factor=factor)
+    predictor, _ = open_predictor(workdir, checkpoint, backend, threads=threads, precision=precision,
+                                  factor=factor)
     infer_hook.warn(warnings)
     return for_each_input(pairs, lambda source, target: enhance_file(
         source, target, predictor, slice_axis=slice_axis, mask_path=mask_path, batch_size=batch_size,

@@ -6,18 +6,22 @@ affine, header, figure) is the JAX path's.
 
 - jax: the Flax model, jitted (`iqt.inference.load_predictor`).
 - openvino / onnxruntime: the ONNX graph of `iqt.export.onnx_graph`, run in
-  float32 (OpenVINO would run bfloat16 on CPUs with AMX unless told not to).
+  float32 by default (OpenVINO would run bfloat16 on CPUs with AMX unless told
+  not to). `precision='bfloat16'` (OpenVINO only) asks for bfloat16 arithmetic:
+  on a CPU with AMX a tile ran 3.8× faster, its output within 0.3 % of float32's
+  (benchmarks/README.md); CPUs without native bfloat16 run float32 anyway.
 - auto: JAX on an accelerator; on a CPU the first installed of `CPU_PREFERENCE`,
   the order measured on a 2-core Intel Xeon with AVX-512 and AMX (512 × 512 × 28
   ×8 scans, benchmarks/inference_backends.py, benchmarks/README.md):
-  OpenVINO ran 1.9× JAX's speed with 0.55× its memory, onnxruntime
-  0.78× JAX's speed with 1.3× its memory. An
+  OpenVINO ran 3.0× JAX's speed with 0.54× its memory, onnxruntime
+  1.1× JAX's speed with 1.3× its memory. An
   exported `.onnx` cannot run with JAX: there onnxruntime comes after OpenVINO.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +31,7 @@ from iqt.inference import PredictFn, Predictor
 
 BACKENDS = ("auto", "jax", "openvino", "onnxruntime")
 CPU_PREFERENCE = ("openvino", "jax", "onnxruntime")   # fastest first, measured (module docstring)
+PRECISIONS = ("float32", "bfloat16")
 INSTALL_HINT = "pip install 'stochastic-iqt[cpu]' (or: pip install onnx onnxruntime openvino)"
 META_PREFIX = "iqt."
 
@@ -103,10 +108,21 @@ def choose_backend(requested: str, onnx_file: bool = False) -> str:
     raise UserError(f"running an .onnx file needs openvino or onnxruntime: {INSTALL_HINT}")
 
 
+def check_precision(precision: str, backend: str) -> str:
+    """`precision` if `backend` computes in it: float32 everywhere, bfloat16 with OpenVINO only."""
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "bfloat16" and backend != "openvino":
+        raise UserError(f"--precision bfloat16 runs only with OpenVINO (--backend openvino; {INSTALL_HINT}); "
+                        f"{backend} computes in float32")
+    return precision
+
+
 # --- runtimes ---------------------------------------------------------------------------------
 
-def onnxruntime_predict_fn(model_path: Path, threads: int | None = None) -> PredictFn:
+def onnxruntime_predict_fn(model_path: Path, threads: int | None = None, precision: str = "float32") -> PredictFn:
     """A `PredictFn` running the ONNX graph with onnxruntime's CPU provider (`threads`: default all cores)."""
+    check_precision(precision, "onnxruntime")
     ort = runtime("onnxruntime")
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(threads or 0)
@@ -115,11 +131,15 @@ def onnxruntime_predict_fn(model_path: Path, threads: int | None = None) -> Pred
     return lambda lf: session.run(None, {"lf": np.ascontiguousarray(lf, np.float32)})[0]
 
 
-def openvino_predict_fn(model_path: Path, threads: int | None = None) -> PredictFn:
-    """A `PredictFn` running the ONNX graph with OpenVINO on the CPU in float32, compiled once per tile shape."""
+def openvino_predict_fn(model_path: Path, threads: int | None = None, precision: str = "float32") -> PredictFn:
+    """A `PredictFn` running the ONNX graph with OpenVINO on the CPU, compiled once per tile shape."""
     ov = runtime("openvino")
     core = ov.Core()
-    config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+    hint = {"float32": "f32", "bfloat16": "bf16"}[check_precision(precision, "openvino")]
+    if precision == "bfloat16" and not native_bfloat16(core):
+        print("warning: this CPU has no native bfloat16 (AMX or AVX512_BF16): OpenVINO computes in float32",
+              file=sys.stderr, flush=True)
+    config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = int(threads)
     model = core.read_model(str(model_path))
@@ -135,6 +155,11 @@ def openvino_predict_fn(model_path: Path, threads: int | None = None) -> Predict
         return np.array(request(lf)[0], np.float32, copy=True)
 
     return predict
+
+
+def native_bfloat16(core) -> bool:
+    """Whether OpenVINO's CPU plugin computes bfloat16 natively on this CPU (`core`: an `openvino.Core`)."""
+    return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 RUNTIMES = {"openvino": openvino_predict_fn, "onnxruntime": onnxruntime_predict_fn}
@@ -169,12 +194,13 @@ def config_of(meta: dict[str, str], path) -> object:
 
 
 def onnx_predictor(model_path: str | os.PathLike, backend: str, *, threads: int | None = None,
-                   meta: dict[str, str] | None = None, name: str | None = None) -> Predictor:
+                   precision: str = "float32", meta: dict[str, str] | None = None,
+                   name: str | None = None) -> Predictor:
     """A `Predictor` running an ONNX file with `backend`; checks that the graph upsamples by its factor."""
     meta = read_metadata(model_path) if meta is None else meta
     factor = int(meta["factor"])
     multiple = tuple(int(n) for n in meta["input_multiple"].split(","))
-    predict_fn = RUNTIMES[backend](Path(model_path), threads)
+    predict_fn = RUNTIMES[backend](Path(model_path), threads, precision)
     probe = np.zeros((1, *multiple), np.float32)
     try:
         got = np.asarray(predict_fn(probe)).shape

@@ -84,17 +84,20 @@ def training_grid(source: str | os.PathLike):
 
 
 def open_predictor(source: str | os.PathLike, checkpoint: str = "best", backend: str = "auto", *,
-                   threads: int | None = None, factor: int | None = None) -> tuple[Predictor, str]:
+                   threads: int | None = None, precision: str = "float32",
+                   factor: int | None = None) -> tuple[Predictor, str]:
     """The network of a work directory or an exported `.onnx`, run by `backend`: (Predictor, backend used).
 
-    `factor`: the upsampling factor the caller expects; a network of another is a `UserError`.
+    `threads`, `precision`: the CPU runtime's (`iqt.export.backends`). `factor`: the upsampling
+    factor the caller expects; a network of another is a `UserError`.
     """
     from iqt.inference import load_predictor
 
     onnx_file = backends.is_onnx_file(source)
     chosen = backends.choose_backend(backend, onnx_file)
+    backends.check_precision(precision, chosen)
     if onnx_file:
-        predictor = backends.onnx_predictor(source, chosen, threads=threads)
+        predictor = backends.onnx_predictor(source, chosen, threads=threads, precision=precision)
     elif chosen == "jax":
         predictor, _ = load_predictor(source, checkpoint)
     else:
@@ -103,7 +106,8 @@ def open_predictor(source: str | os.PathLike, checkpoint: str = "best", backend:
             path = Path(folder) / "model.onnx"
             path.write_bytes(model.SerializeToString())
             meta = {p.key[len(backends.META_PREFIX):]: p.value for p in model.metadata_props}
-            predictor = backends.onnx_predictor(path, chosen, threads=threads, meta=meta, name=str(source))
+            predictor = backends.onnx_predictor(path, chosen, threads=threads, precision=precision, meta=meta,
+                                                name=str(source))
     if factor is not None and predictor.factor != int(factor):
         raise UserError(f"{source} holds a ×{predictor.factor} network, not the ×{factor} asked for (--factor)")
     return predictor, chosen

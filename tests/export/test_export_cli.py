@@ -123,6 +123,14 @@ def test_an_onnx_of_another_factor_is_refused(exported, lf_file, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_bfloat16_with_another_runtime_than_openvino_is_refused(exported, lf_file, tmp_path):
+    pytest.importorskip("onnxruntime")
+    result = run_module("launch.infer", f"--model={exported}", "--backend=onnxruntime", "--precision=bfloat16",
+                        f"--input={lf_file}", f"--output={tmp_path / 'out' / 'x.nii.gz'}")
+    assert_user_error(result, "bfloat16 runs only with OpenVINO", "onnxruntime computes in float32")
+    assert not (tmp_path / "out").exists()
+
+
 def test_launch_export_errors_are_one_line(run, tmp_path):
     workdir, _ = run
     assert_user_error(run_module("launch.export", f"--workdir={tmp_path / 'absent'}",

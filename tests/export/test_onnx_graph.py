@@ -111,3 +111,29 @@ def test_auto_without_any_runtime_refuses_an_onnx_file_in_one_line(monkeypatch):
     monkeypatch.setattr(backends, "installed", lambda b: b == "jax")
     with pytest.raises(backends.UserError, match="pip install"):
         backends.choose_backend("auto", onnx_file=True)
+
+
+BF16_TOLERANCE = 2e-2   # 8 mantissa bits (2^-9 per operation); the trained demo network: 0.9 %
+
+
+def test_openvino_in_bfloat16_stays_close_to_float32(tmp_path):
+    """`--precision bfloat16`: within 2 % of float32's largest value, and, where the CPU computes
+    bfloat16 natively, not float32's answer (the hint took effect)."""
+    if not backends.installed("openvino"):
+        pytest.skip("openvino is not installed")
+    config, model, variables, multiple = network(8, 6, residual="cubic")
+    lf = np.random.default_rng(4).random((1, 2 * multiple[0], 2 * multiple[1], 2 * multiple[2]), np.float32)
+    path = tmp_path / "model.onnx"
+    path.write_bytes(build_model(variables, config, 8).SerializeToString())
+    f32, bf16 = (backends.RUNTIMES["openvino"](path, None, p)(lf) for p in ("float32", "bfloat16"))
+    assert relative_difference(bf16, f32) <= BF16_TOLERANCE
+    if backends.native_bfloat16(backends.runtime("openvino").Core()):
+        assert relative_difference(bf16, f32) > TOLERANCE
+
+
+@pytest.mark.parametrize("backend", ["jax", "onnxruntime", "no_such"])
+def test_bfloat16_elsewhere_than_openvino_is_a_user_error(backend):
+    from iqt.errors import UserError
+    with pytest.raises(UserError, match="bfloat16 runs only with OpenVINO" if backend != "no_such" else "precision"):
+        backends.check_precision("bfloat16" if backend != "no_such" else "float16", backend)
+    assert backends.check_precision("float32", backend) == "float32"
