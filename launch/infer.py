@@ -35,8 +35,8 @@ _BACKEND = flags.DEFINE_enum("backend", "auto", list(BACKENDS),
 _THREADS = flags.DEFINE_integer("threads", None, "CPU threads of openvino/onnxruntime (default: all cores).",
                                 lower_bound=1)
 _PRECISION = flags.DEFINE_enum("precision", PRECISIONS[0], list(PRECISIONS),
-                               "Arithmetic of the network: bfloat16 (OpenVINO only) ran 3.8x faster on a CPU "
-                               "with AMX, within 0.3% of float32 (benchmarks/README.md); CPUs without "
+                               "Arithmetic of the network: bfloat16 (OpenVINO only) ran 3.3x faster on a CPU "
+                               "with AMX, within 0.3% RMS of float32 (benchmarks/README.md); CPUs without "
                                "native bfloat16 compute float32 anyway.")
 _FACTOR = flags.DEFINE_integer("factor", None, "The upsampling factor expected: refuse a network of another.",
                                lower_bound=2)

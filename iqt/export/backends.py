@@ -8,13 +8,14 @@ affine, header, figure) is the JAX path's.
 - openvino / onnxruntime: the ONNX graph of `iqt.export.onnx_graph`, run in
   float32 by default (OpenVINO would run bfloat16 on CPUs with AMX unless told
   not to). `precision='bfloat16'` (OpenVINO only) asks for bfloat16 arithmetic:
-  on a CPU with AMX a tile ran 3.8× faster, its output within 0.3 % of float32's
+  on a CPU with AMX a 512 × 512 × 28 scan ran 3.3× faster, the trained demo
+  network's output within 0.3 % RMS of float32's and its PSNR within 0.02 dB
   (benchmarks/README.md); CPUs without native bfloat16 run float32 anyway.
 - auto: JAX on an accelerator; on a CPU the first installed of `CPU_PREFERENCE`,
   the order measured on a 2-core Intel Xeon with AVX-512 and AMX (512 × 512 × 28
   ×8 scans, benchmarks/inference_backends.py, benchmarks/README.md):
-  OpenVINO ran 3.0× JAX's speed with 0.54× its memory, onnxruntime
-  1.1× JAX's speed with 1.3× its memory. An
+  OpenVINO ran 3.6× JAX's speed with 0.54× its memory, onnxruntime
+  1.25× JAX's speed with 1.3× its memory. An
   exported `.onnx` cannot run with JAX: there onnxruntime comes after OpenVINO.
 """
 from __future__ import annotations
