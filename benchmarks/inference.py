@@ -39,21 +39,27 @@ PEER_SCRIPT = "keras_aniso_unet.py"
 PATCH_HF_VOXELS = 32 ** 3
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--shapes", default="256x256x28,512x512x28", help="LF shapes, comma-separated")
+def add_network_and_peer_arguments(p: argparse.ArgumentParser) -> None:
+    """The published network's size and the Keras peer's options (`keras_peer`), shared by the
+    inference benchmarks."""
     p.add_argument("--factor", type=int, default=8)
     p.add_argument("--base_features", type=int, default=16)
     p.add_argument("--levels", type=int, default=5)
-    p.add_argument("--tile", default="272x272x32", help="largest LF tile (x, y, slices)")
-    p.add_argument("--batch_size", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=1, help="timed passes per volume (after compiling)")
     p.add_argument("--peer_dir", default=PEER_DIR,
                    help=f"folder holding the Keras peer's {PEER_SCRIPT} (default: $IQT_PEER_DIR; "
                         "benchmarks/README.md says how to set it up)")
     p.add_argument("--keras_python", default="/tmp/venv-tf/bin/python")
     p.add_argument("--keras_steps", type=int, default=5)
     p.add_argument("--skip_keras", action="store_true")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--shapes", default="256x256x28,512x512x28", help="LF shapes, comma-separated")
+    add_network_and_peer_arguments(p)
+    p.add_argument("--tile", default="272x272x32", help="largest LF tile (x, y, slices)")
+    p.add_argument("--batch_size", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=1, help="timed passes per volume (after compiling)")
     p.add_argument("--one_shape", default="", help=argparse.SUPPRESS)  # child-process mode
     p.add_argument("--out", default="")
     return p.parse_args(argv)

@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.common import command_line, emit  # noqa: E402
-from benchmarks.inference import PEER_DIR, keras_peer, peak_rss_gb, random_variables  # noqa: E402
+from benchmarks.inference import add_network_and_peer_arguments, keras_peer, peak_rss_gb, random_variables  # noqa: E402
 
 BACKEND_TILES = {"openvino": "272x272x32", "onnxruntime": "272x272x32", "jax": "272x272x32"}
 
@@ -44,18 +44,12 @@ BACKEND_TILES = {"openvino": "272x272x32", "onnxruntime": "272x272x32", "jax": "
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--shape", default="512x512x28", help="LF volume (x, y, slices)")
-    p.add_argument("--factor", type=int, default=8)
-    p.add_argument("--base_features", type=int, default=16)
-    p.add_argument("--levels", type=int, default=5)
+    add_network_and_peer_arguments(p)
     p.add_argument("--backends", default="openvino,onnxruntime,jax,openvino@bfloat16",
                    help="BACKEND[@PRECISION],...: bfloat16 runs only with openvino")
     p.add_argument("--tiles", default="", help="backend=XxYxZ,... (default: each backend's own)")
     p.add_argument("--scaling", action=argparse.BooleanOptionalAction, default=True,
                    help="also time the default backend on 1 and 2 cores")
-    p.add_argument("--peer_dir", default=PEER_DIR)
-    p.add_argument("--keras_python", default="/tmp/venv-tf/bin/python")
-    p.add_argument("--keras_steps", type=int, default=5)
-    p.add_argument("--skip_keras", action="store_true")
     p.add_argument("--one", default="", help=argparse.SUPPRESS)       # child: backend to measure
     p.add_argument("--tile", default="272x272x32", help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
