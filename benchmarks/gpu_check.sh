@@ -10,8 +10,10 @@
 #                              (a fresh persistent compilation cache, two processes)
 #   3. train_step_gpu.json     the PyTorch peer on the same GPU, then the model-only and whole step
 #                              (simulator included), batches 32 and 256, float32 and bfloat16
-#   4. train_step_gpu_xla.json the same sweep at batch 256 with conv_impl=cpu_fast, whose
+#   4. train_step_gpu_cpu_fast.json the same sweep at batch 256 with conv_impl=cpu_fast, whose
 #                              matrix-product formulation may suit the GPU too
+#   5. inference_gpu.json      whole-volume inference of a 512 x 512 x 28 volume x8 (JAX, the
+#                              backend `launch.infer --backend auto` picks on an accelerator)
 # TINY=1 runs every part at toy sizes, without the peer, on any backend (the test of this
 # script on the CPU). Without IQT_PEER_DIR the peer is left out.
 set -u
@@ -26,10 +28,12 @@ PEER_DIR=${IQT_PEER_DIR:-}
 if [ "${TINY:-0}" = 1 ]; then
   CONFIG=demo:tiny; BATCH=2; BATCHES=2; STEPS="--warmup 1 --steps 1"
   MODEL="--levels 3 --base-features 4 --lf-patch 16,16,2 --factor 2"
-  T_FIRST=300; T_SWEEP=300; T_ALT=200
+  INFER="--shapes 64x64x8 --tile 48x48x8 --levels 3 --base_features 4 --factor 2"
+  T_FIRST=300; T_SWEEP=300; T_ALT=200; T_INFER=200
 else
   CONFIG=hcp_t1w_x8; BATCH=32; BATCHES=32,256; STEPS="--warmup 3 --steps 10"; MODEL=""
-  T_FIRST=150; T_SWEEP=300; T_ALT=60   # with the environment's 30 s: 9 minutes at most
+  INFER="--shapes 512x512x28"
+  T_FIRST=120; T_SWEEP=240; T_ALT=45; T_INFER=60   # with the environment's 30 s: 8 min 15 s at most
 fi
 
 part() {   # part NAME TIMEOUT_S COMMAND...: runs it, records its exit status beside its JSON
@@ -43,11 +47,19 @@ part() {   # part NAME TIMEOUT_S COMMAND...: runs it, records its exit status be
 }
 
 part environment 30 $PY -c "
-import json, subprocess, jax
+import importlib.metadata as md, json, subprocess, jax
+from iqt.export.backends import candidates
+def version(name):
+    try:
+        return md.version(name)
+    except md.PackageNotFoundError:
+        return None
 smi = subprocess.run(['nvidia-smi', '--query-gpu=name,memory.total,driver_version', '--format=csv,noheader'],
                      capture_output=True, text=True) if __import__('shutil').which('nvidia-smi') else None
 print(json.dumps({'jax': jax.__version__, 'backend': jax.default_backend(),
                   'devices': [d.device_kind for d in jax.devices()],
+                  'launch_infer_auto_backends': candidates('auto'),
+                  'versions': {m: version(m) for m in ('jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'torch')},
                   'nvidia_smi': smi.stdout.strip() if smi else None}))"
 cp "$OUT/environment.stdout" "$OUT/environment.json"
 part first_step "$T_FIRST" $PY benchmarks/first_step.py --config "$CONFIG" --batch "$BATCH" \
@@ -59,4 +71,6 @@ part train_step_gpu "$T_SWEEP" $PY benchmarks/train_step.py $MODEL $STEPS --conf
 part train_step_gpu_cpu_fast "$T_ALT" $PY benchmarks/train_step.py $MODEL $STEPS --config "$CONFIG" \
   --batches "${BATCHES##*,}" --compute-dtypes bfloat16 --conv-impl cpu_fast \
   --out "$OUT/train_step_gpu_cpu_fast.json"
+part inference_gpu "$T_INFER" $PY benchmarks/inference.py $INFER --skip_keras --repeats 3 \
+  --out "$OUT/inference_gpu.json"
 echo "done: $(ls "$OUT")" >&2

@@ -12,8 +12,10 @@ for bfloat16 arithmetic (`launch.infer --precision bfloat16`, float32 on CPUs wi
 native bfloat16). Reported per backend: the tile,
 seconds (the graph's compilation for the tile's shape apart), HF voxels per
 second kept (the overlap waste charged to us) and computed, the overlap waste
-(computed / kept), peak memory, threads. Then the single scan's wall time of
-the default CPU backend (`iqt.export.backends.CPU_PREFERENCE`) on 1 and on 2
+(computed / kept), peak memory, threads. Then the default: what
+`launch.infer --backend auto --precision auto` picks, timed afresh on the probe
+tile (`iqt.export.backend_choice`), beside the fastest of the same candidates
+on the whole scan; and the single scan's wall time of the default on 1 and on 2
 cores (`taskset` and the runtime's thread count). The CPU model and its vector
 extensions (AVX2, AVX-512, AVX512_BF16, AMX) and the load average are recorded. The Keras
 peer runs only where TensorFlow and its script are at hand (`--peer_dir`,
@@ -25,7 +27,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.common import command_line, emit  # noqa: E402
 from benchmarks.inference import add_network_and_peer_arguments, keras_peer, peak_rss_gb, random_variables  # noqa: E402
+from iqt.export.backend_choice import cpu_description  # noqa: E402
 
 BACKEND_TILES = {"openvino": "272x272x32", "onnxruntime": "272x272x32", "jax": "272x272x32"}
 
@@ -60,20 +62,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def _shape(text: str) -> tuple[int, ...]:
     return tuple(int(n) for n in text.lower().split("x"))
-
-
-def cpu_description() -> dict:
-    """CPU model and vector extensions from /proc/cpuinfo (Linux)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {"model": platform.processor() or platform.machine()}
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    flags = set(fields.get("flags", "").split())
-    return {"model": fields.get("model name", "?"), "logical_cpus": os.cpu_count(),
-            "avx2": "avx2" in flags, "avx512f": "avx512f" in flags, "avx512_bf16": "avx512_bf16" in flags,
-            "amx": sorted(f for f in flags if f.startswith("amx")) or False}
 
 
 def build_predictor(args: argparse.Namespace, folder: Path):
@@ -133,6 +121,26 @@ def measure_one(args: argparse.Namespace) -> dict:
             "peak_rss_gb": round(peak_rss_gb(), 3)}
 
 
+def auto_choice(args: argparse.Namespace) -> dict:
+    """What `launch.infer`'s defaults (`--backend auto --precision auto`) pick for this network on this
+    CPU: `iqt.export.backend_choice` timing every installed runtime afresh (a new cache file)."""
+    from iqt.export import backend_choice, backends
+
+    names = backends.candidates("auto")
+    precisions = {name: backends.check_precision("auto", name) for name in names}
+    with tempfile.TemporaryDirectory() as folder:
+        os.environ[backend_choice.CACHE_ENV] = str(Path(folder) / "choice.json")
+        choice, _ = backend_choice.fastest(names, lambda name: build_predictor(
+            argparse.Namespace(**{**vars(args), "one": name, "precision": precisions[name]}), Path(folder))[0],
+            {"benchmark": "inference_backends"})
+        timed = json.loads(backend_choice.cache_path().read_text()).popitem()[1]
+    return {"backend": choice, "precision": precisions[choice], "candidates": precisions, **timed}
+
+
+def _is(run: dict, spec: str) -> bool:
+    return f"{run['backend']}@{run['precision']}" == spec
+
+
 def run_child(args: argparse.Namespace, spec: str, tile: str, cores: list[int] | None = None,
               threads: int = 0) -> dict:
     """Measures `spec` ('BACKEND' or 'BACKEND@PRECISION') in a child process."""
@@ -158,39 +166,41 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure_one(args)))
         return
-    from iqt.export import backends
-
     tiles = {**BACKEND_TILES, **dict(t.split("=") for t in args.tiles.split(",") if t)}
     load_before = os.getloadavg()
     runs = [run_child(args, b, tiles[b.partition("@")[0]]) for b in args.backends.split(",")]
-    default = next(b for b in backends.CPU_PREFERENCE if backends.installed(b))
+    auto = auto_choice(args)
+    default = f"{auto['backend']}@{auto['precision']}"
+    if not any(_is(r, default) for r in runs):
+        runs.append(run_child(args, default, tiles[auto["backend"]]))
     scaling = {}
     if args.scaling:
-        one = run_child(args, default, tiles[default], cores=[0], threads=1)
-        two = run_child(args, default, tiles[default], cores=[0, 1], threads=2)
+        one = run_child(args, default, tiles[auto["backend"]], cores=[0], threads=1)
+        two = run_child(args, default, tiles[auto["backend"]], cores=[0, 1], threads=2)
         scaling = {"backend": default, "one_core": one, "two_cores": two}
         if "seconds" in one and "seconds" in two:
             scaling["speed_up_2_vs_1"] = round(one["seconds"] / two["seconds"], 2)
     keras = keras_peer(args) if not args.skip_keras else {"skipped": "--skip_keras"}
     if "skipped" in keras:
         keras["note"] = "no TensorFlow on this machine: the peer's figures are in benchmarks/README.md"
-    fastest_other = {r["backend"]: r["hf_voxels_kept_per_s"] for r in runs
-                     if "seconds" in r and r["precision"] == "float32"}
+    kept = {f"{r['backend']}@{r['precision']}": r["hf_voxels_kept_per_s"] for r in runs if "seconds" in r}
+    as_auto = {k: v for k, v in kept.items() if k in {f"{n}@{p}" for n, p in auto["candidates"].items()}}
+    auto["fastest_on_the_whole_scan"] = max(as_auto, key=as_auto.get) if as_auto else None
     for r in runs:
         if "seconds" in r and "hf_voxels_computed_per_s" in keras:
             r["kept_vs_keras_computed"] = round(r["hf_voxels_kept_per_s"] / keras["hf_voxels_computed_per_s"], 2)
     result = {"benchmark": "inference_backends",
               "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "command": command_line(sys.argv, args.peer_dir), "cpu": cpu_description(), "default_cpu_backend": default,
+              "command": command_line(sys.argv, args.peer_dir), "cpu": cpu_description(),
+              "default_cpu_backend": default, "auto": auto,
               "factor": args.factor, "base_features": args.base_features, "levels": args.levels,
               "load_average_1_5_15_before": [round(x, 2) for x in load_before],
               "load_average_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
               "runs": runs, "scaling_1_to_2_cores": scaling, "keras": keras}
-    if default in fastest_other and "jax" in fastest_other:
-        result["default_vs_jax_kept"] = round(fastest_other[default] / fastest_other["jax"], 2)
-    if "hf_voxels_computed_per_s" in keras and default in fastest_other:
-        result["default_kept_vs_keras_computed"] = round(
-            fastest_other[default] / keras["hf_voxels_computed_per_s"], 2)
+    if default in kept and "jax@float32" in kept:
+        result["default_vs_jax_kept"] = round(kept[default] / kept["jax@float32"], 2)
+    if "hf_voxels_computed_per_s" in keras and default in kept:
+        result["default_kept_vs_keras_computed"] = round(kept[default] / keras["hf_voxels_computed_per_s"], 2)
     emit(result, args.out)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.common import command_line, emit  # noqa: E402
-from benchmarks.inference_backends import cpu_description  # noqa: E402
+from iqt.export.backend_choice import cpu_description  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -45,7 +45,7 @@ def enhance_all(workdir: str, checkpoint: str, precision: str) -> tuple[dict, li
     from iqt.inference import enhance_lf
 
     config = config_io.load_config(workdir)
-    predictor, _ = open_predictor(workdir, checkpoint, "openvino", precision=precision)
+    predictor, _, _ = open_predictor(workdir, checkpoint, "openvino", precision=precision)
     subjects = splits.load_split_subjects(config.data, config.data.test_split)
     volumes, seconds = [], []
 

@@ -173,7 +173,7 @@ def enhance_files(inputs: list[str], output: str, workdir: str | os.PathLike, *,
                   slice_axis: int | None = None, mask_path: str | None = None, batch_size: int = 1,
                   tile_lf=DEFAULT_TILE_LF, progress: bool = True, allow_spacing_mismatch: bool = False,
                   prepare: bool = False, sequence: str = "T1w", reference_path: str | None = None,
-                  backend: str = "jax", threads: int | None = None, precision: str = "float32",
+                  backend: str = "jax", threads: int | None = None, precision: str = "auto",
                   factor: int | None = None) -> list[Path]:
     """`launch.infer`: checks every input, loads the network once, enhances each file.
 
@@ -196,8 +196,9 @@ def enhance_files(inputs: list[str], output: str, workdir: str | os.PathLike, *,
     grid = training_grid(workdir)
     warnings = [w for source, _ in pairs for w in check_input(
         source, slice_axis, mask_path, grid=grid, allow_spacing_mismatch=allow_spacing_mismatch, prepare=prepare)]
-    predictor, _ = open_predictor(workdir, checkpoint, backend, threads=threads, precision=precision,
-                                  factor=factor)
+    predictor, backend, precision = open_predictor(workdir, checkpoint, backend, threads=threads,
+                                                   precision=precision, factor=factor)
+    print(f"network: {workdir}, run by {backend} in {precision}", flush=True)
     infer_hook.warn(warnings)
     return for_each_input(pairs, lambda source, target: enhance_file(
         source, target, predictor, slice_axis=slice_axis, mask_path=mask_path, batch_size=batch_size,

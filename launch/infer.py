@@ -5,8 +5,10 @@
     python -m launch.infer --model MODEL.onnx --input LF.nii.gz --output OUT.nii.gz   # launch.export's file
 
 --backend auto (the default) runs JAX on an accelerator and, on a CPU, the
-fastest runtime installed (OpenVINO, else JAX; for a .onnx file, OpenVINO, else
-onnxruntime: measured on an Intel Xeon with AVX-512 and AMX, benchmarks/README.md).
+fastest of the installed runtimes (JAX, OpenVINO, onnxruntime; not JAX for a
+.onnx file), timed once on the machine and remembered (iqt.export.backend_choice).
+--precision auto (the default) computes in bfloat16 where OpenVINO does so natively,
+else in float32.
 
 The output has r times as many slices, the input's orientation, header codes
 and intensity units; OUT.png beside it shows LF and IQT in three planes, or,
@@ -34,10 +36,11 @@ _BACKEND = flags.DEFINE_enum("backend", "auto", list(BACKENDS),
                              "CPU runtime; openvino and onnxruntime need pip install 'stochastic-iqt[cpu]'.")
 _THREADS = flags.DEFINE_integer("threads", None, "CPU threads of openvino/onnxruntime (default: all cores).",
                                 lower_bound=1)
-_PRECISION = flags.DEFINE_enum("precision", PRECISIONS[0], list(PRECISIONS),
-                               "Arithmetic of the network: bfloat16 (OpenVINO only) ran 3.3x faster on a CPU "
-                               "with AMX, within 0.3% RMS of float32 (benchmarks/README.md); CPUs without "
-                               "native bfloat16 compute float32 anyway.")
+_PRECISION = flags.DEFINE_enum("precision", "auto", list(PRECISIONS),
+                               "Arithmetic of the network: auto = bfloat16 where OpenVINO computes it natively "
+                               "(AMX or AVX512_BF16: 3.2x faster, within 0.3% RMS of float32, "
+                               "benchmarks/README.md), else float32; float32 agrees with JAX to 1e-5; "
+                               "bfloat16 runs with OpenVINO only.")
 _FACTOR = flags.DEFINE_integer("factor", None, "The upsampling factor expected: refuse a network of another.",
                                lower_bound=2)
 _INPUT = flags.DEFINE_multi_string("input", None,

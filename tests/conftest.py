@@ -2,7 +2,8 @@
 
 The suite compiles the same tiny training step in many processes: JAX's persistent
 compilation cache, in a fresh folder per session (inherited by the subprocesses the
-tests start), compiles each program once.
+tests start), compiles each program once. `--backend auto`'s timings of the CPU
+runtimes (`iqt.export.backend_choice`) go to a file of the session, not the user's.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="iqt-tests-jax-cache-"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+os.environ.setdefault("IQT_CPU_BACKEND_CACHE", str(Path(tempfile.mkdtemp(prefix="iqt-tests-")) / "cpu_backends.json"))
 
 slow = pytest.mark.skipif(os.environ.get("IQT_SLOW_TESTS") != "1",
                           reason="a long run outside the 15-minute suite: set IQT_SLOW_TESTS=1 to include it")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from iqt.export.backends import BACKENDS
 from tests.conftest import slow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +43,9 @@ def test_gpu_check_runs_every_part_at_toy_sizes(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     out = tmp_path / "out"
     status = {p.name.split(".")[0]: json.loads(p.read_text())["rc"] for p in out.glob("*.status.json")}
-    assert status == {"environment": 0, "first_step": 0, "train_step_gpu": 0, "train_step_gpu_cpu_fast": 0}
+    assert status == {"environment": 0, "first_step": 0, "train_step_gpu": 0, "train_step_gpu_cpu_fast": 0,
+                      "inference_gpu": 0}
+    assert set(json.loads((out / "environment.json").read_text())["launch_infer_auto_backends"]) <= set(BACKENDS)
     first = json.loads((out / "first_step.json").read_text())
     assert first["cold"]["persistent_cache_hits"] < first["warm"]["persistent_cache_hits"]
     assert first["warm"]["whole_step"]["loss"] == first["cold"]["whole_step"]["loss"]

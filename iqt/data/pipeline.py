@@ -38,7 +38,6 @@ import grain
 from absl import flags
 import ml_collections
 import numpy as np
-import tensorflow_datasets as tfds
 
 from iqt.data import splits
 from iqt.data.patches import empty_patches, extract_into, rng, sample_corners, sampling_subject, to_float_batch
@@ -97,6 +96,7 @@ class PatchSampler:
                     self._cache.move_to_end(record)
                     return self._cache[record]
                 if self._source is None:
+                    import tensorflow_datasets as tfds  # here: only opening the records needs it
                     self._source = tfds.builder_from_directory(self.dataset_dir).as_data_source(self.split)
             decoded = sampling_subject(self._source[record], self.sim_config)
             with self._lock:

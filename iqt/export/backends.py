@@ -5,18 +5,21 @@ everything else (input checks, orientation, tiling, blending, intensities,
 affine, header, figure) is the JAX path's.
 
 - jax: the Flax model, jitted (`iqt.inference.load_predictor`).
-- openvino / onnxruntime: the ONNX graph of `iqt.export.onnx_graph`, run in
-  float32 by default (OpenVINO would run bfloat16 on CPUs with AMX unless told
-  not to). `precision='bfloat16'` (OpenVINO only) asks for bfloat16 arithmetic:
-  on a CPU with AMX a 512 × 512 × 28 scan ran 3.3× faster, the trained demo
-  network's output within 0.3 % RMS of float32's and its PSNR within 0.02 dB
-  (benchmarks/README.md); CPUs without native bfloat16 run float32 anyway.
-- auto: JAX on an accelerator; on a CPU the first installed of `CPU_PREFERENCE`,
-  the order measured on a 2-core Intel Xeon with AVX-512 and AMX (512 × 512 × 28
-  ×8 scans, benchmarks/inference_backends.py, benchmarks/README.md):
-  OpenVINO ran 3.6× JAX's speed with 0.54× its memory, onnxruntime
-  1.25× JAX's speed with 1.3× its memory. An
-  exported `.onnx` cannot run with JAX: there onnxruntime comes after OpenVINO.
+- openvino / onnxruntime: the ONNX graph of `iqt.export.onnx_graph`.
+- auto: JAX on an accelerator; on a CPU the fastest of the installed runtimes,
+  timed once on the machine (`iqt.export.backend_choice`). On a 2-core Intel
+  Xeon with AVX-512 and AMX, a 512 × 512 × 28 scan ×8 in float32 ran with
+  OpenVINO at 3.6× JAX's speed and 0.54× its memory, with onnxruntime at 1.25×
+  its speed and 1.3× its memory (benchmarks/README.md). An exported `.onnx`
+  cannot run with JAX.
+
+Precision: 'float32'; 'bfloat16' (OpenVINO only); 'auto' (the default):
+bfloat16 where OpenVINO computes it natively (AMX or AVX512_BF16, the CPU
+plugin's own default there), float32 everywhere else. On the AMX machine
+a 512 × 512 × 28 scan ran 3.2× faster in bfloat16 than in float32; the trained demo network's output stayed
+within 0.3 % RMS (0.9 % at most) of float32's, its PSNR and SSIM against the
+truth within 0.02 dB and 0.001 (benchmarks/README.md). float32 agrees with the
+JAX path to 1e-5.
 """
 from __future__ import annotations
 
@@ -31,8 +34,8 @@ from iqt.errors import UserError
 from iqt.inference import PredictFn, Predictor
 
 BACKENDS = ("auto", "jax", "openvino", "onnxruntime")
-CPU_PREFERENCE = ("openvino", "jax", "onnxruntime")   # fastest first, measured (module docstring)
-PRECISIONS = ("float32", "bfloat16")
+CPU_BACKENDS = ("openvino", "jax", "onnxruntime")   # the candidates of 'auto' on a CPU
+PRECISIONS = ("auto", "float32", "bfloat16")
 INSTALL_HINT = "pip install 'stochastic-iqt[cpu]' (or: pip install onnx onnxruntime openvino)"
 META_PREFIX = "iqt."
 
@@ -85,8 +88,15 @@ def installed(backend: str) -> bool:
     return True
 
 
-def choose_backend(requested: str, onnx_file: bool = False) -> str:
-    """`requested`, or for 'auto': JAX on an accelerator, else the fastest installed of `CPU_PREFERENCE`."""
+def versions(names: list[str]) -> dict[str, str]:
+    """The version of each backend's runtime."""
+    import jax
+    return {name: jax.__version__ if name == "jax" else runtime(name).__version__ for name in names}
+
+
+def candidates(requested: str, onnx_file: bool = False, precision: str = "auto") -> list[str]:
+    """The backends that may run the network: `[requested]`, or for 'auto' JAX on an accelerator, else
+    every installed CPU runtime (`iqt.export.backend_choice` times them); only OpenVINO for bfloat16."""
     if requested not in BACKENDS:
         raise UserError(f"--backend must be one of {', '.join(BACKENDS)}, got {requested!r}")
     if requested == "jax" and onnx_file:
@@ -96,26 +106,31 @@ def choose_backend(requested: str, onnx_file: bool = False) -> str:
         runtime(requested)
         runtime("onnx")
     if requested != "auto":
-        return requested
+        return [requested]
+    if precision == "bfloat16":
+        if not installed("openvino"):
+            raise UserError(f"--precision bfloat16 runs only with OpenVINO: {INSTALL_HINT}")
+        return ["openvino"]
     if not onnx_file:
         import jax
         if jax.default_backend() != "cpu":
-            return "jax"
-    for backend in CPU_PREFERENCE:
-        if backend == "jax" and not onnx_file:
-            return "jax"
-        if backend != "jax" and installed(backend):
-            return backend
-    raise UserError(f"running an .onnx file needs openvino or onnxruntime: {INSTALL_HINT}")
+            return ["jax"]
+    names = [b for b in CPU_BACKENDS if (b != "jax" or not onnx_file) and installed(b)]
+    if not names:
+        raise UserError(f"running an .onnx file needs openvino or onnxruntime: {INSTALL_HINT}")
+    return names
 
 
 def check_precision(precision: str, backend: str) -> str:
-    """`precision` if `backend` computes in it: float32 everywhere, bfloat16 with OpenVINO only."""
+    """The arithmetic `backend` runs for `precision`: float32 everywhere, bfloat16 with OpenVINO only,
+    and 'auto' bfloat16 where OpenVINO computes it natively (`native_bfloat16`), else float32."""
     if precision not in PRECISIONS:
         raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "bfloat16" and backend != "openvino":
         raise UserError(f"--precision bfloat16 runs only with OpenVINO (--backend openvino; {INSTALL_HINT}); "
                         f"{backend} computes in float32")
+    if precision == "auto":
+        return "bfloat16" if backend == "openvino" and native_bfloat16(runtime("openvino").Core()) else "float32"
     return precision
 
 

@@ -84,30 +84,47 @@ def training_grid(source: str | os.PathLike):
 
 
 def open_predictor(source: str | os.PathLike, checkpoint: str = "best", backend: str = "auto", *,
-                   threads: int | None = None, precision: str = "float32",
-                   factor: int | None = None) -> tuple[Predictor, str]:
-    """The network of a work directory or an exported `.onnx`, run by `backend`: (Predictor, backend used).
+                   threads: int | None = None, precision: str = "auto",
+                   factor: int | None = None) -> tuple[Predictor, str, str]:
+    """The network of a work directory or an exported `.onnx`, run by `backend`:
+    (Predictor, backend used, precision used).
 
-    `threads`, `precision`: the CPU runtime's (`iqt.export.backends`). `factor`: the upsampling
-    factor the caller expects; a network of another is a `UserError`.
+    `threads`, `precision`: the CPU runtime's (`iqt.export.backends`); 'auto' on a CPU times the
+    installed runtimes once (`iqt.export.backend_choice`). `factor`: the upsampling factor the
+    caller expects; a network of another is a `UserError`.
     """
-    from iqt.inference import load_predictor
+    from iqt.export import backend_choice
 
     onnx_file = backends.is_onnx_file(source)
-    chosen = backends.choose_backend(backend, onnx_file)
-    backends.check_precision(precision, chosen)
-    if onnx_file:
-        predictor = backends.onnx_predictor(source, chosen, threads=threads, precision=precision)
-    elif chosen == "jax":
-        predictor, _ = load_predictor(source, checkpoint)
-    else:
-        model, _ = run_to_onnx(source, checkpoint)
-        with tempfile.TemporaryDirectory(prefix="iqt-onnx-") as folder:
-            path = Path(folder) / "model.onnx"
-            path.write_bytes(model.SerializeToString())
-            meta = {p.key[len(backends.META_PREFIX):]: p.value for p in model.metadata_props}
-            predictor = backends.onnx_predictor(path, chosen, threads=threads, precision=precision, meta=meta,
-                                                name=str(source))
-    if factor is not None and predictor.factor != int(factor):
-        raise UserError(f"{source} holds a ×{predictor.factor} network, not the ×{factor} asked for (--factor)")
-    return predictor, chosen
+    names = backends.candidates(backend, onnx_file, precision)
+    precisions = {name: backends.check_precision(precision, name) for name in names}
+    meta = backends.read_metadata(source) if onnx_file else None
+    graph = {}   # the run's ONNX graph, exported once for both ONNX runtimes
+
+    def build(name: str) -> Predictor:
+        if onnx_file:
+            return backends.onnx_predictor(source, name, threads=threads, precision=precisions[name], meta=meta)
+        if name == "jax":
+            from iqt.inference import load_predictor
+            return load_predictor(source, checkpoint)[0]
+        if not graph:
+            graph["model"] = run_to_onnx(source, checkpoint)[0]
+        return _onnx_model_predictor(graph["model"], name, threads, precisions[name], str(source))
+
+    from iqt import config_io
+    config = backends.config_of(meta, source) if onnx_file else config_io.load_config(source)
+    if factor is not None and int(config.sim.factor) != int(factor):
+        raise UserError(f"{source} holds a ×{config.sim.factor} network, not the ×{factor} asked for (--factor)")
+    key = {"network": config_io.to_json(config.model), "factor": int(config.sim.factor),
+           "precision": precision, "versions": backends.versions(names)}
+    chosen, predictor = backend_choice.fastest(names, build, key)
+    return predictor, chosen, precisions[chosen]
+
+
+def _onnx_model_predictor(model, backend: str, threads, precision: str, name: str) -> Predictor:
+    """A `Predictor` running an in-memory ONNX model with an ONNX runtime (through a temporary file)."""
+    with tempfile.TemporaryDirectory(prefix="iqt-onnx-") as folder:
+        path = Path(folder) / "model.onnx"
+        path.write_bytes(model.SerializeToString())
+        meta = {p.key[len(backends.META_PREFIX):]: p.value for p in model.metadata_props}
+        return backends.onnx_predictor(path, backend, threads=threads, precision=precision, meta=meta, name=name)

@@ -1,6 +1,7 @@
 """`launch.export` and `launch.infer --model/--backend` on a real (tiny, random) run, in subprocesses."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -80,14 +81,35 @@ def test_whole_volumes_of_jax_and_the_onnx_runtimes_agree(run, exported, lf_file
     jax_run = run_module("launch.infer", f"--workdir={workdir}", "--backend=jax", *common,
                          f"--output={tmp_path / 'jax.nii.gz'}")
     assert jax_run.returncode == 0, jax_run.stderr
-    onnx_run = run_module("launch.infer", f"--model={exported}", f"--backend={backend}", *common,
-                          f"--output={tmp_path / 'onnx.nii.gz'}")
+    onnx_run = run_module("launch.infer", f"--model={exported}", f"--backend={backend}", "--precision=float32",
+                          *common, f"--output={tmp_path / 'onnx.nii.gz'}")
     assert onnx_run.returncode == 0, onnx_run.stderr
+    assert f"run by {backend} in float32" in onnx_run.stdout
     a, b = nib.load(tmp_path / "jax.nii.gz"), nib.load(tmp_path / "onnx.nii.gz")
     x, y = np.asarray(a.dataobj), np.asarray(b.dataobj)
     assert x.shape == (34, 30, 48) and np.abs(y - x).max() <= TOLERANCE * np.abs(x).max()
     assert np.array_equal(a.affine, b.affine)
     assert a.header.binaryblock == b.header.binaryblock
+
+
+def test_the_defaults_time_the_cpu_runtimes_once_and_stay_close_to_jax(run, lf_file, tmp_path, monkeypatch):
+    """`--backend auto --precision auto`: each installed runtime timed on a probe tile the first time,
+    the cached choice the second; bfloat16 (where native) within `BF16_TOLERANCE` of JAX."""
+    from tests.export.test_onnx_graph import BF16_TOLERANCE
+    monkeypatch.setenv("IQT_CPU_BACKEND_CACHE", str(tmp_path / "choice.json"))
+    workdir, _ = run
+    common = [f"--workdir={workdir}", f"--input={lf_file}", "--checkpoint=latest", "--noprogress", "--tile=32,32,4"]
+    first = run_module("launch.infer", *common, f"--output={tmp_path / 'first.nii.gz'}")
+    assert first.returncode == 0, first.stderr
+    assert "timing" in first.stdout and (tmp_path / "choice.json").is_file()
+    second = run_module("launch.infer", *common, f"--output={tmp_path / 'second.nii.gz'}")
+    assert second.returncode == 0 and "timing" not in second.stdout
+    choice = json.loads((tmp_path / "choice.json").read_text()).popitem()[1]["choice"]
+    assert f"run by {choice}" in second.stdout
+    jax_run = run_module("launch.infer", *common[:-1], "--tile=32,32,4", "--backend=jax",
+                         f"--output={tmp_path / 'jax.nii.gz'}")
+    x, y = (np.asarray(nib.load(tmp_path / f"{n}.nii.gz").dataobj) for n in ("jax", "second"))
+    assert jax_run.returncode == 0 and np.abs(y - x).max() <= BF16_TOLERANCE * np.abs(x).max()
 
 
 def test_a_missing_runtime_says_what_to_install(exported, lf_file, tmp_path):

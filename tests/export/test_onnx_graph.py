@@ -99,18 +99,39 @@ def test_batchnorm_is_folded_into_the_convolutions():
 
 
 @pytest.mark.parametrize("have,onnx_file,expected", [
-    ({"openvino", "onnxruntime"}, False, "openvino"), ({"onnxruntime"}, False, "jax"), (set(), False, "jax"),
-    ({"onnxruntime"}, True, "onnxruntime"), ({"openvino", "onnxruntime"}, True, "openvino")])
-def test_auto_picks_the_fastest_installed_cpu_backend(monkeypatch, have, onnx_file, expected):
+    ({"openvino", "onnxruntime"}, False, ["openvino", "jax", "onnxruntime"]), ({"onnxruntime"}, False,
+     ["jax", "onnxruntime"]), (set(), False, ["jax"]), ({"onnxruntime"}, True, ["onnxruntime"]),
+    ({"openvino", "onnxruntime"}, True, ["openvino", "onnxruntime"])])
+def test_auto_on_a_cpu_offers_every_installed_runtime(monkeypatch, have, onnx_file, expected):
     monkeypatch.setattr(backends, "installed", lambda b: b == "jax" or b in have)
     monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
-    assert backends.choose_backend("auto", onnx_file) == expected
+    assert backends.candidates("auto", onnx_file) == expected
+    assert backends.candidates("auto", onnx_file, "float32") == expected
+    if "openvino" in have:
+        assert backends.candidates("auto", onnx_file, "bfloat16") == ["openvino"]
+
+
+def test_auto_on_an_accelerator_is_jax_unless_the_network_is_an_onnx_file(monkeypatch):
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert backends.candidates("auto") == ["jax"]
+    assert "jax" not in backends.candidates("auto", onnx_file=True)
 
 
 def test_auto_without_any_runtime_refuses_an_onnx_file_in_one_line(monkeypatch):
     monkeypatch.setattr(backends, "installed", lambda b: b == "jax")
     with pytest.raises(backends.UserError, match="pip install"):
-        backends.choose_backend("auto", onnx_file=True)
+        backends.candidates("auto", onnx_file=True)
+    with pytest.raises(backends.UserError, match="bfloat16 runs only with OpenVINO"):
+        backends.candidates("auto", precision="bfloat16")
+
+
+def test_auto_precision_is_bfloat16_only_where_the_cpu_has_bfloat16_instructions():
+    from iqt.export.backend_choice import cpu_description
+    assert backends.check_precision("auto", "jax") == backends.check_precision("auto", "onnxruntime") == "float32"
+    if backends.installed("openvino"):
+        cpu = cpu_description()   # /proc/cpuinfo, not OpenVINO's own answer
+        native = bool(cpu.get("amx")) or bool(cpu.get("avx512_bf16"))
+        assert backends.check_precision("auto", "openvino") == ("bfloat16" if native else "float32")
 
 
 BF16_TOLERANCE = 2e-2   # 8 mantissa bits (2^-9 per operation); the trained demo network: 0.9 %
