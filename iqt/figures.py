@@ -9,6 +9,7 @@ every panel in one intensity window.
 from __future__ import annotations
 
 import os
+import textwrap
 from typing import Sequence
 
 import matplotlib
@@ -66,6 +67,7 @@ def save_comparison(path: str | os.PathLike, columns: dict[str, tuple[np.ndarray
 
 # (plane, world axis it cuts, the letter on the screen's left, the letter at the top)
 VIEWS = (("axial", "S", "R", "A"), ("coronal", "A", "R", "S"), ("sagittal", "R", "A", "S"))
+CAPTION_CHARS_PER_INCH = 15   # a 9-point caption, wrapped to the figure's width
 OPPOSITE = {"R": "L", "L": "R", "A": "P", "P": "A", "S": "I", "I": "S"}
 _WORLD_AXIS = {"R": 0, "L": 0, "A": 1, "P": 1, "S": 2, "I": 2}
 
@@ -140,8 +142,9 @@ def save_volume_comparison(path: str | os.PathLike, columns: dict[str, tuple[np.
                 ax.set_title(name, fontsize=10)
             if col == 0:
                 ax.set_ylabel(view[0])
-    caption = (f"slice axis: {slice_letters} (array axis {slice_axis}); slices drawn at their physical "
-               f"thickness; one window [{low:.3g}, {high:.3g}] from {window_from or names[0]}")
+    caption = textwrap.fill(f"slice axis: {slice_letters} (array axis {slice_axis}); slices drawn at their "
+                            f"physical thickness; one window [{low:.3g}, {high:.3g}] from "
+                            f"{window_from or names[0]}", width=int(CAPTION_CHARS_PER_INCH * 3.0 * len(names)))
     fig.suptitle(f"{title}\n{caption}" if title else caption, fontsize=9)
     fig.tight_layout()
     save_png(fig, path)

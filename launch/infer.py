@@ -33,7 +33,9 @@ _MODEL = flags.DEFINE_string("model", None, "An exported network (python -m laun
                              "--workdir (which also accepts a .onnx file).")
 _BACKEND = flags.DEFINE_enum("backend", "auto", list(BACKENDS),
                              "Runtime of the network: auto = JAX on an accelerator, else the fastest installed "
-                             "CPU runtime; openvino and onnxruntime need pip install 'stochastic-iqt[cpu]'.")
+                             "CPU runtime, timed once per machine and network on a probe tile and remembered "
+                             "($IQT_CPU_BACKEND=NAME skips the timing); openvino and onnxruntime need "
+                             "pip install 'stochastic-iqt[cpu]'.")
 _THREADS = flags.DEFINE_integer("threads", None, "CPU threads of openvino/onnxruntime (default: all cores).",
                                 lower_bound=1)
 _PRECISION = flags.DEFINE_enum("precision", "auto", list(PRECISIONS),
