@@ -40,7 +40,7 @@ _THREADS = flags.DEFINE_integer("threads", None, "CPU threads of openvino/onnxru
                                 lower_bound=1)
 _PRECISION = flags.DEFINE_enum("precision", "auto", list(PRECISIONS),
                                "Arithmetic of the network: auto = bfloat16 where OpenVINO computes it natively "
-                               "(AMX or AVX512_BF16: 3.2x faster, within 0.3% RMS of float32, "
+                               "(AMX or AVX512_BF16: 3.2-3.9x faster, within 0.3% RMS of float32, "
                                "benchmarks/README.md), else float32; float32 agrees with JAX to 1e-5; "
                                "bfloat16 runs with OpenVINO only.")
 _FACTOR = flags.DEFINE_integer("factor", None, "The upsampling factor expected: refuse a network of another.",

@@ -15,11 +15,11 @@ affine, header, figure) is the JAX path's.
 
 Precision: 'float32'; 'bfloat16' (OpenVINO only); 'auto' (the default):
 bfloat16 where OpenVINO computes it natively (AMX or AVX512_BF16, the CPU
-plugin's own default there), float32 everywhere else. On the AMX machine
-a 512 × 512 × 28 scan ran 3.2× faster in bfloat16 than in float32; the trained demo network's output stayed
-within 0.3 % RMS (0.9 % at most) of float32's, its PSNR and SSIM against the
-truth within 0.02 dB and 0.001 (benchmarks/README.md). float32 agrees with the
-JAX path to 1e-5.
+plugin's own default there), float32 everywhere else. On the AMX machine a
+512 × 512 × 28 scan ran 3.2× and 3.9× faster (two runs) in bfloat16 than in float32; the trained
+demo network's output stayed within 0.3 % RMS (0.9 % at most) of float32's,
+its PSNR and SSIM against the truth within 0.02 dB and 0.001
+(benchmarks/README.md). float32 agrees with the JAX path to 1e-5.
 """
 from __future__ import annotations
 

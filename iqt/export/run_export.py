@@ -93,6 +93,7 @@ def open_predictor(source: str | os.PathLike, checkpoint: str = "best", backend:
     installed runtimes once (`iqt.export.backend_choice`). `factor`: the upsampling factor the
     caller expects; a network of another is a `UserError`.
     """
+    from iqt import config_io
     from iqt.export import backend_choice
 
     onnx_file = backends.is_onnx_file(source)
@@ -111,7 +112,6 @@ def open_predictor(source: str | os.PathLike, checkpoint: str = "best", backend:
             graph["model"] = run_to_onnx(source, checkpoint)[0]
         return _onnx_model_predictor(graph["model"], name, threads, precisions[name], str(source))
 
-    from iqt import config_io
     config = backends.config_of(meta, source) if onnx_file else config_io.load_config(source)
     if factor is not None and int(config.sim.factor) != int(factor):
         raise UserError(f"{source} holds a ×{config.sim.factor} network, not the ×{factor} asked for (--factor)")
