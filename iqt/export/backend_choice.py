@@ -11,8 +11,10 @@ after compiling it, and keeps the fastest. The timings are cached in
 cores), the runtimes' versions, the precision and the network, so later calls
 build the winner alone. `$IQT_CPU_BACKEND=NAME` skips the timing.
 
-The probe is small (about 10 s for all three runtimes, once): per voxel it
-ranked the runtimes as whole scans did on the Intel machine, but runtimes
+The probe is small: timing all three runtimes on the published ×8 network
+cost 10 s once (`launch.infer` on a 64 × 64 × 8 scan: 14.0 s the first time,
+4.1 s with the choice cached, 2-core Intel Xeon). It ranked the runtimes as
+whole 512 × 512 × 28 scans did there (benchmarks/README.md), but runtimes
 within about 15 % of each other may swap places on a whole scan.
 """
 from __future__ import annotations
