@@ -8,8 +8,8 @@ one kind of CPU can be wrong on another, so the first `auto` on a machine runs
 each installed candidate on one probe tile (`PROBE_LF`) of the network at hand,
 after compiling it, and keeps the fastest. The timings are cached in
 `cache_path()` under a key naming the CPU (model, vector extensions, usable
-cores), the runtimes' versions, the precision and the network, so later calls
-build the winner alone. `$IQT_CPU_BACKEND=NAME` skips the timing.
+cores), the runtimes' versions, the precision, the thread cap and the network,
+so later calls build the winner alone. `$IQT_CPU_BACKEND=NAME` skips the timing.
 
 The probe is small: timing all three runtimes on the published ×8 network
 cost 10 s once (`launch.infer` on a 64 × 64 × 8 scan: 14.0 s the first time,
@@ -93,8 +93,8 @@ def _write(path: Path, cache: dict) -> None:
 def fastest(candidates: list[str], build: Callable[[str], Predictor], key: dict) -> tuple[str, Predictor]:
     """(backend, its Predictor): the cached choice for `key`, else every candidate timed on a probe tile.
 
-    `build(name)` makes a candidate's Predictor; `key` names the runtimes' versions, the precision
-    and the network (the CPU is added here).
+    `build(name)` makes a candidate's Predictor; `key` names the runtimes' versions, the precision,
+    the thread cap and the network (the CPU is added here).
     """
     forced = os.environ.get(CHOICE_ENV)
     if forced in candidates or len(candidates) == 1:

@@ -116,7 +116,7 @@ def open_predictor(source: str | os.PathLike, checkpoint: str = "best", backend:
     if factor is not None and int(config.sim.factor) != int(factor):
         raise UserError(f"{source} holds a ×{config.sim.factor} network, not the ×{factor} asked for (--factor)")
     key = {"network": config_io.to_json(config.model), "factor": int(config.sim.factor),
-           "precision": precision, "versions": backends.versions(names)}
+           "precision": precision, "threads": threads, "versions": backends.versions(names)}
     chosen, predictor = backend_choice.fastest(names, build, key)
     return predictor, chosen, precisions[chosen]
 
