@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -128,8 +129,8 @@ def auto_choice(args: argparse.Namespace) -> dict:
 
     names = backends.candidates("auto")
     precisions = {name: backends.check_precision("auto", name) for name in names}
-    with tempfile.TemporaryDirectory() as folder:
-        os.environ[backend_choice.CACHE_ENV] = str(Path(folder) / "choice.json")
+    with tempfile.TemporaryDirectory() as folder, mock.patch.dict(   # a cache of this call alone
+            os.environ, {backend_choice.CACHE_ENV: str(Path(folder) / "choice.json")}):
         choice, _ = backend_choice.fastest(names, lambda name: build_predictor(
             argparse.Namespace(**{**vars(args), "one": name, "precision": precisions[name]}), Path(folder))[0],
             {"benchmark": "inference_backends"})

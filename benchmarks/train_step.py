@@ -256,8 +256,9 @@ def ratios(jax_result: dict, peer: dict) -> dict:
 def environment(peer_dir: str = "") -> dict:
     import jax
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else None
+    from iqt.export.backend_choice import cpu_description
+
+    cpu = cpu_description()["model"]
     return {"date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "python": platform.python_version(), "jax": jax.__version__, "backend": jax.default_backend(),
             "devices": [d.device_kind for d in jax.devices()], "cpu": cpu, "cpu_count": os.cpu_count(),

@@ -106,7 +106,7 @@ def test_the_defaults_time_the_cpu_runtimes_once_and_stay_close_to_jax(run, lf_f
     assert second.returncode == 0 and "timing" not in second.stdout
     choice = json.loads((tmp_path / "choice.json").read_text()).popitem()[1]["choice"]
     assert f"run by {choice}" in second.stdout
-    jax_run = run_module("launch.infer", *common[:-1], "--tile=32,32,4", "--backend=jax",
+    jax_run = run_module("launch.infer", *common, "--backend=jax",
                          f"--output={tmp_path / 'jax.nii.gz'}")
     x, y = (np.asarray(nib.load(tmp_path / f"{n}.nii.gz").dataobj) for n in ("jax", "second"))
     assert jax_run.returncode == 0 and np.abs(y - x).max() <= BF16_TOLERANCE * np.abs(x).max()
