@@ -78,8 +78,10 @@ def _array_axis(axcodes: Sequence[str], letter: str) -> int:
 
 
 def oriented_section(volume: np.ndarray, voxel_mm: Sequence[float], axcodes: Sequence[str],
-                     view: tuple[str, str, str, str]) -> tuple[np.ndarray, tuple[float, float]]:
-    """The central section of `view`, rows bottom to top and columns left to right on screen.
+                     view: tuple[str, str, str, str], index: int | None = None
+                     ) -> tuple[np.ndarray, tuple[float, float]]:
+    """The section of `view` at array `index` along its fixed axis (default: the central one), rows
+    bottom to top and columns left to right on screen.
 
     axcodes: the direction each array axis runs toward (nibabel's `aff2axcodes`,
     e.g. ('R', 'A', 'S')). Returns (section, (width mm, height mm)).
@@ -87,7 +89,9 @@ def oriented_section(volume: np.ndarray, voxel_mm: Sequence[float], axcodes: Seq
     _, fixed, left, up = view
     k_fixed, k_h, k_v = (_array_axis(axcodes, letter) for letter in (fixed, left, up))
     n = volume.shape[k_fixed]   # the central section, the same anatomy however the axis is stored
-    section = np.take(volume, (n - 1) // 2 if axcodes[k_fixed] in "RAS" else n // 2, axis=k_fixed)
+    if index is None:
+        index = (n - 1) // 2 if axcodes[k_fixed] in "RAS" else n // 2
+    section = np.take(volume, index, axis=k_fixed)
     rest = [k for k in range(3) if k != k_fixed]
     section = np.transpose(section, (rest.index(k_v), rest.index(k_h)))
     if axcodes[k_h] == left:       # the index grows toward the screen's left: mirror
@@ -104,7 +108,7 @@ def intensity_window(volume: np.ndarray) -> tuple[float, float]:
     return low, high if high > low else low + 1.0
 
 
-def _label_edges(ax, left: str, up: str) -> None:
+def label_edges(ax, left: str, up: str) -> None:
     style = dict(transform=ax.transAxes, color="yellow", fontsize=10, fontweight="bold")
     ax.text(0.02, 0.5, left, ha="left", va="center", **style)
     ax.text(0.98, 0.5, OPPOSITE[left], ha="right", va="center", **style)
@@ -137,7 +141,7 @@ def save_volume_comparison(path: str | os.PathLike, columns: dict[str, tuple[np.
             ax.imshow(section, cmap="gray", origin="lower", extent=(0, width, 0, height), vmin=low, vmax=high,
                       interpolation="nearest")
             ax.set_aspect("equal"), ax.set_xticks([]), ax.set_yticks([])
-            _label_edges(ax, view[2], view[3])
+            label_edges(ax, view[2], view[3])
             if row == 0:
                 ax.set_title(name, fontsize=10)
             if col == 0:
