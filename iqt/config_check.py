@@ -57,7 +57,7 @@ def _check(config) -> None:
     margin = _check_sim(config.sim)
     factor = int(config.sim.factor)
     _check_model(config.model, factor, tuple(config.data.patch_size_hf))
-    _check_data(config.data, margin)
+    _check_data(config.data, margin, float(config.sim.hf_voxel_mm))
     _check_train(config.train, config.data)
 
 
@@ -85,11 +85,11 @@ def _check_model(model: ml_collections.ConfigDict, factor: int, patch_size_hf: t
                         f"multiples of {multiple}")
 
 
-def _check_data(data: ml_collections.ConfigDict, margin: int) -> None:
+def _check_data(data: ml_collections.ConfigDict, margin: int, hf_voxel_mm: float) -> None:
     from iqt.data import datasets, pipeline
 
     datasets.dataset_and_variant(data)
-    pipeline._check_config(data, margin)  # the sampler owns its checks
+    pipeline._check_config(data, margin, hf_voxel_mm)  # the sampler owns its checks
     for field in ("worker_count", "worker_threads", "worker_buffer_size", "prefetch_batches", "cache_volumes"):
         value = data[field]
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:

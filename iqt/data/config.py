@@ -39,6 +39,7 @@ def default_config(dataset: str = "iqt_template") -> ml_collections.ConfigDict:
     c.volumes_per_shuffle = 4       # visits whose patches are shuffled together into batches
                                     # (a group: ~0.3 MB per 32^3 patch with its margin)
     c.cache_volumes = 2             # decoded volumes each worker keeps
+    c.spatial_augment = spatial_augment_config()
 
     # Host parallelism (iqt.data.pipeline): groups of batches are computed by
     # `worker_threads` threads in each of `worker_count` Grain processes.
@@ -49,4 +50,28 @@ def default_config(dataset: str = "iqt_template") -> ml_collections.ConfigDict:
     c.worker_threads = 0 if name == "iqt_template" else 2
     c.worker_buffer_size = 2        # groups each process prepares ahead
     c.prefetch_batches = 4          # batches made float32 ahead, in a thread of this process
+    return c
+
+
+def spatial_augment_config() -> ml_collections.ConfigDict:
+    """`data.spatial_augment`: random spatial augmentation of training patches (iqt.data.spatial_augment).
+
+    When enabled, each training patch is resampled from its whole volume through a
+    random warp about its window's centre: a rotation, per-axis scaling and a smooth
+    elastic displacement (image: cubic B-splines, clipped at 0; tissue maps: linear,
+    so they stay in [0, 1] with a sum <= 1). The patch corners and the background
+    rejection are those of the un-warped window; evaluation patches are never warped.
+    Off by default; a config without this section (saved before it) is off too.
+    Enable it with `--config.data.spatial_augment.enabled=true`.
+    """
+    c = ml_collections.ConfigDict()
+    c.enabled = False             # bool: warp the training patches
+    c.rotation_deg = 10.0         # degrees, in [0, 45]: each of the three angles (about x, y, z) is
+                                  # uniform in [-this, +this]
+    c.scale = (0.85, 1.15)        # (low, high), 0 < low <= high: each axis' factor is log-uniform in
+                                  # [low, high]; > 1 samples a larger region (anatomy looks smaller)
+    c.elastic_sd_mm = 2.0         # mm, >= 0: SD of the random displacement (each component, at each
+                                  # control point); 0 = no elastic part
+    c.elastic_spacing_mm = 16.0   # mm, >= sim.hf_voxel_mm (> 0): spacing of the displacement's control
+                                  # points, interpolated by cubic B-splines in between
     return c

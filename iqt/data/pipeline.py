@@ -1,7 +1,12 @@
 """The Grain patch pipeline: random HF patches, background rejection, batches for the devices.
 
 Sampling: `iqt.data.patches` (windows of `patch_size_hf` plus the slice margin m
-inside the volume; background rejection at `min_brain_fraction`).
+inside the volume; background rejection at `min_brain_fraction`). With
+`spatial_augment.enabled`, each training patch is resampled from its volume
+through a random warp about its window's centre (`iqt.data.spatial_augment`;
+corners and rejection unchanged, on the un-warped window); the warps of visit v
+come from their own seeded stream, so groups stay pure functions of (seed,
+process, group). Evaluation batches are never warped.
 
 Order. The training stream is a sequence of volume visits: visit v reads
 subject `epoch_permutation(v // n)[v % n]` of this process's n subjects and
@@ -41,11 +46,12 @@ import numpy as np
 
 from iqt.data import splits
 from iqt.data.patches import empty_patches, extract_into, rng, sample_corners, sampling_subject, to_float_batch
+from iqt.data.spatial_augment import SpatialAugment, Warp, WarpSource, check_config as check_spatial_augment, warp_into
 from iqt.data.subject import Subject
 from iqt.errors import UserError
 
 _NO_END = 2 ** 62
-_EPOCH, _VISIT, _GROUP, _EVAL = 1, 2, 3, 4  # stream tags of the random draws
+_EPOCH, _VISIT, _GROUP, _EVAL, _WARP = 1, 2, 3, 4, 5  # stream tags of the random draws
 
 
 @dataclasses.dataclass
@@ -66,6 +72,7 @@ class PatchSampler:
     cache_volumes: int
     sim_config: dict                 # the `sim` section, for each subject's LF brain means
     rows: tuple[int, int] = (0, -1)  # this process's rows [start, stop) of each batch (-1: all)
+    spatial_augment: SpatialAugment | None = None  # the warps' distribution (None: plain windows)
 
     _LOCAL = ("_source", "_cache", "_lock", "_record_locks")  # per process, not pickled
 
@@ -88,6 +95,10 @@ class PatchSampler:
     def volume(self, record: int) -> Subject:
         """The decoded record, from this process's cache when possible (thread-safe;
         threads asking for the same record wait for one decode)."""
+        return self._decoded(record)[0]
+
+    def _decoded(self, record: int) -> tuple[Subject, WarpSource | None]:
+        """The cached record, with what warping it needs (computed once per decode) if augmenting."""
         with self._lock:
             record_lock = self._record_locks[record]
         with record_lock:
@@ -98,7 +109,8 @@ class PatchSampler:
                 if self._source is None:
                     import tensorflow_datasets as tfds  # here: only opening the records needs it
                     self._source = tfds.builder_from_directory(self.dataset_dir).as_data_source(self.split)
-            decoded = sampling_subject(self._source[record], self.sim_config)
+            subject = sampling_subject(self._source[record], self.sim_config)
+            decoded = (subject, WarpSource.of(subject) if self.spatial_augment else None)
             with self._lock:
                 self._cache[record] = decoded
                 while len(self._cache) > max(self.cache_volumes, 0):
@@ -113,11 +125,25 @@ class PatchSampler:
 
     def visit_corners(self, visit: int) -> tuple[Subject, np.ndarray]:
         """The volume of visit `visit` and the corners of its patches."""
+        volume, _, corners = self._visit(visit)
+        return volume, corners
+
+    def visit_warps(self, visit: int) -> list[Warp]:
+        """The warps of visit `visit`'s patches (in corner order), drawn from the stream
+        (seed, stream, _WARP, visit); [] when not augmenting."""
+        if self.spatial_augment is None:
+            return []
         volume = self.volume(self.visit_record(visit))
+        window = (self.patch_size[0], self.patch_size[1], self.patch_size[2] + 2 * self.margin)
+        return self.spatial_augment.draw(rng(self.seed, self.stream, _WARP, visit), self.patches_per_volume,
+                                         window, volume.voxel_sizes_mm)
+
+    def _visit(self, visit: int) -> tuple[Subject, WarpSource | None, np.ndarray]:
+        volume, source = self._decoded(self.visit_record(visit))
         corners, _ = sample_corners(rng(self.seed, self.stream, _VISIT, visit), volume.brain,
                                     self.patch_size, self.margin, self.min_brain_fraction,
                                     self.patches_per_volume, name=f"subject {volume.subject_id}")
-        return volume, corners
+        return volume, source, corners
 
     def group(self, index: int) -> dict:
         """Group `index`: arrays (batches_per_group, batch_size, ...), shuffled across its visits.
@@ -131,9 +157,16 @@ class PatchSampler:
         row_of_patch[order[:n]] = np.arange(n)
         out = empty_patches(n, self.patch_size, self.margin)
         for i in range(self.volumes_per_shuffle):
-            volume, corners = self.visit_corners(index * self.volumes_per_shuffle + i)
+            visit = index * self.volumes_per_shuffle + i
+            volume, source, corners = self._visit(visit)
             rows = row_of_patch[i * k:(i + 1) * k]
-            extract_into(out, rows[rows >= 0], volume, corners[rows >= 0], self.patch_size, self.margin)
+            kept = rows >= 0
+            if self.spatial_augment is None:
+                extract_into(out, rows[kept], volume, corners[kept], self.patch_size, self.margin)
+            else:
+                warps = [w for w, keep in zip(self.visit_warps(visit), kept) if keep]
+                warp_into(out, rows[kept], volume, source, corners[kept], warps, self.patch_size, self.margin,
+                          self.spatial_augment.elastic_spacing_mm)
         start, stop = self.rows
         return {key: value.reshape((self.batches_per_group, self.batch_size) + value.shape[1:])
                 [:, start:None if stop < 0 else stop] for key, value in out.items()}
@@ -203,7 +236,7 @@ class PatchIterator(grain.DatasetIterator):
         super().close()
 
 
-def _check_config(c: ml_collections.ConfigDict, slice_margin: int) -> None:
+def _check_config(c: ml_collections.ConfigDict, slice_margin: int, hf_voxel_mm: float | None = None) -> None:
     size = tuple(c.patch_size_hf)
     if len(size) != 3 or any(int(s) != s or s < 1 for s in size):
         raise UserError(f"data.patch_size_hf must be 3 positive integers, got {size}")
@@ -214,6 +247,7 @@ def _check_config(c: ml_collections.ConfigDict, slice_margin: int) -> None:
     for field in ("patches_per_volume", "volumes_per_shuffle"):
         if c[field] < 1:
             raise UserError(f"data.{field} must be >= 1, got {c[field]}")
+    check_spatial_augment(c.get("spatial_augment"), hf_voxel_mm)
 
 
 def process_records(num_records: int, process_index: int, process_count: int) -> tuple[int, ...]:
@@ -240,7 +274,7 @@ def make_train_iterator(data_config: ml_collections.ConfigDict, *, global_batch_
                         slice_margin: int, seed: int, sim_config: ml_collections.ConfigDict,
                         process_index: int = 0, process_count: int = 1) -> PatchIterator:
     """This process's training batches: hf (b, X, Y, Z+2m), tissue (..., 3), tissue_means (b, 3)."""
-    _check_config(data_config, slice_margin)
+    _check_config(data_config, slice_margin, float(sim_config.hf_voxel_mm))
     if global_batch_size < 1 or global_batch_size % process_count:
         raise UserError(f"the global batch size {global_batch_size} must be a positive multiple "
                         f"of the process count {process_count}")
@@ -260,6 +294,7 @@ def make_train_iterator(data_config: ml_collections.ConfigDict, *, global_batch_
         patches_per_volume=int(data_config.patches_per_volume),
         volumes_per_shuffle=int(data_config.volumes_per_shuffle), seed=int(seed),
         cache_volumes=int(data_config.cache_volumes), sim_config=sim_config.to_dict(),
+        spatial_augment=SpatialAugment.from_config(data_config.get("spatial_augment")),
         **_share(num_records, global_batch_size, process_index, process_count))
     identity = {"dataset": str(builder.data_dir), "seed": int(seed), "batch_size": batch_size,
                 "process_index": process_index, "process_count": process_count,

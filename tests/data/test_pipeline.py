@@ -32,6 +32,13 @@ def _assert_same(a: list[dict], b: list[dict]):
             np.testing.assert_array_equal(x[key], y[key])
 
 
+def _augmented(config, augment: bool = True):
+    """A copy of `config` with data.spatial_augment.enabled = `augment`."""
+    config = config.copy_and_resolve_references()
+    config.spatial_augment.enabled = augment
+    return config
+
+
 def _brain_fraction(tissue: np.ndarray, margin: int = MARGIN) -> np.ndarray:
     """Per patch: share of brain (tissue sum > 0.5) in the target, margin excluded."""
     brain = tissue.sum(axis=-1) > 0.5
@@ -77,22 +84,25 @@ def test_same_seed_same_batches(folder_data):
     assert not np.array_equal(first[0]["hf"], other[0]["hf"])
 
 
+@pytest.mark.parametrize("augment", [False, True])  # data.spatial_augment
 @pytest.mark.parametrize("k", [3, 4])  # mid-group and at a group boundary (4 batches per group)
-def test_restored_state_continues_exactly(folder_data, k):
-    iterator = _iterator(folder_data, seed=1)
+def test_restored_state_continues_exactly(folder_data, k, augment):
+    config = _augmented(folder_data, augment)
+    iterator = _iterator(config, seed=1)
     reference = _take(iterator, k + 5)
-    iterator = _iterator(folder_data, seed=1)
+    iterator = _iterator(config, seed=1)
     _take(iterator, k)
     state = json.loads(json.dumps(iterator.get_state()))
     assert state["next_batch"] == k
-    restored = _iterator(folder_data, seed=1)
+    restored = _iterator(config, seed=1)
     restored.set_state(state)
     _assert_same(_take(restored, 5), reference[k:])
 
 
-@pytest.mark.parametrize("processes, threads", [(0, 2), (2, 1)])
-def test_parallel_workers_give_the_same_stream(folder_data, processes, threads):
-    config = folder_data.copy_and_resolve_references()
+@pytest.mark.parametrize("processes, threads, augment", [(0, 2, False), (2, 1, False), (0, 2, True)])
+def test_parallel_workers_give_the_same_stream(folder_data, processes, threads, augment):
+    serial = _augmented(folder_data, augment)
+    config = serial.copy_and_resolve_references()
     config.worker_count, config.worker_threads, config.prefetch_batches = processes, threads, 2
     iterator = _iterator(config, seed=2)
     try:
@@ -100,7 +110,7 @@ def test_parallel_workers_give_the_same_stream(folder_data, processes, threads):
         state = iterator.get_state()
     finally:
         iterator.close()
-    _assert_same(with_workers, _take(_iterator(folder_data, seed=2), 6))
+    _assert_same(with_workers, _take(_iterator(serial, seed=2), 6))
     assert state["next_batch"] == 6
 
 
