@@ -8,6 +8,17 @@ multiple, stored in the metadata). Inside, arrays are ONNX's channels-first
 (C_out, C_in, kx, ky, kz) and kernel-equals-stride transposed convolutions
 ConvTranspose weights (C_in, C_out, kx, ky, kz) with stride = kernel.
 
+With model.upsample 'resize_conv' (`iqt.models.layers.ResizeConv`: nearest
+upsampling by f per axis, then a 'same' conv of k taps per axis), each such
+layer is the one ConvTranspose it equals: stride f, kernel f + k − 1, the
+conv's taps summed over windows of f (`resize_conv_kernel`), pads k // 2.
+Exact, also at the zero-padded borders, and cheaper than a Resize (nearest)
+followed by a Conv on the upsampled grid: (f + k − 1)³ / f³ = 8 rather than 27
+MACs per output voxel and channel pair for f = 2, k = 3. Both runtimes ran
+both forms correctly; on the demo network (×6, 144 × 144 × 16 LF, 2 threads,
+float32) Resize + Conv took 1.2× (onnxruntime) and 2.0× (OpenVINO) the time
+of the single ConvTranspose.
+
 BatchNorm uses its running averages, y = s·x + t per channel (s = γ/√(σ² + ε),
 t = β − s·μ). Every BatchNorm of the net follows a ReLU; where it follows
 ReLU(conv) and all s > 0, s is folded into the convolution's weights and bias
@@ -78,6 +89,15 @@ class _Builder:
                                          self.const(np.asarray(p["bias"], np.float32), f"{hint}_b")],
                        hint, kernel_shape=strides, strides=strides)
 
+    def resize_conv(self, x: str, p: dict, factors: tuple[int, int, int], hint: str) -> str:
+        """`ResizeConv` (nearest ×`factors`, then the 'same' conv `p`) as one ConvTranspose."""
+        kernel = resize_conv_kernel(p["kernel"], factors)
+        w = np.ascontiguousarray(np.transpose(kernel, (3, 4, 0, 1, 2))).astype(np.float32)
+        pads = [k // 2 for k in np.shape(p["kernel"])[:3]] * 2
+        return self.op("ConvTranspose", [x, self.const(w, f"{hint}_w"),
+                                         self.const(np.asarray(p["bias"], np.float32), f"{hint}_b")],
+                       hint, kernel_shape=list(kernel.shape[:3]), strides=list(factors), pads=pads)
+
     def channel_affine(self, x: str, scale, shift, hint: str) -> str:
         """x·scale + shift per channel (either may be None)."""
         if scale is not None:
@@ -87,6 +107,19 @@ class _Builder:
 
 def _per_channel(values) -> np.ndarray:
     return np.asarray(values, np.float32).reshape(-1, 1, 1, 1)
+
+
+def resize_conv_kernel(kernel, factors: tuple[int, int, int]) -> np.ndarray:
+    """The kernel (f + k − 1 per axis, C_in, C_out), float64, of the stride-f transposed convolution
+    (y[f·j + m − r] += x[j]·K[m], r = k // 2) that equals nearest ×f then the 'same' conv `kernel`
+    (k taps per axis, odd): per axis K[m] = Σ kernel[t] over the taps t with 0 ≤ m + t − 2r < f."""
+    out = np.asarray(kernel, np.float64)
+    for axis, f in enumerate(factors):
+        k = out.shape[axis]
+        m, t = np.arange(f + k - 1)[:, None], np.arange(k)[None, :]
+        window = ((m + t - 2 * (k // 2) >= 0) & (m + t - 2 * (k // 2) < f)).astype(np.float64)
+        out = np.moveaxis(np.tensordot(window, out, axes=([1], [axis])), 0, axis)
+    return out
 
 
 def batch_norm_affine(params: dict, stats: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -124,12 +157,19 @@ class _Net:
             x = self.b.op("Relu", [self.b.conv(x, conv["kernel"], conv["bias"], f"{name}_conv{i}")])
         return x
 
-    def skip_block(self, x: str, name: str) -> str:
+    def skip_block(self, x: str, name: str, upsample: int) -> str:
         p, s = self.params[name], self.stats.get(name, {})
         h = x
         for layer in ("shrink", "map1", "map2", "expand"):
             h = self.conv_relu_bn(h, p[layer], p[f"bn_{layer}"], s[f"bn_{layer}"], f"{name}_{layer}")
-        return self.b.conv_transpose(self.b.op("Add", [h, x]), p["upsample"]["tconv"], f"{name}_upsample")
+        return self.upsample(self.b.op("Add", [h, x]), p["upsample"], (1, 1, upsample), f"{name}_upsample")
+
+    def upsample(self, x: str, p: dict, factors: tuple[int, int, int], hint: str) -> str:
+        """An upsampling layer of either model.upsample, told apart by its parameters: 'conv' (resize_conv),
+        'tconv' (a transposed `SliceUpsample`) or 'kernel' (a transposed decoder `up{l}`)."""
+        if "conv" in p:
+            return self.b.resize_conv(x, p["conv"], factors, hint)
+        return self.b.conv_transpose(x, p.get("tconv", p), hint)
 
 
 def network_nodes(builder: _Builder, variables: dict, model_config, factor: int, lf: str) -> str:
@@ -141,19 +181,20 @@ def network_nodes(builder: _Builder, variables: dict, model_config, factor: int,
     h, skips = lf, []
     for level in plan[:-1]:
         h = block(h, f"enc{level.index}")
-        skips.append(net.skip_block(h, f"skip{level.index}") if aniso else
-                     builder.conv_transpose(h, net.params[f"skip{level.index}"]["tconv"], f"skip{level.index}"))
+        name, slices = f"skip{level.index}", (1, 1, level.skip_upsample)
+        skips.append(net.skip_block(h, name, level.skip_upsample) if aniso else
+                     net.upsample(h, net.params[name], slices, name))
         h = builder.op("MaxPool", [h], f"pool{level.index}", kernel_shape=list(level.pool),
                        strides=list(level.pool))
     bottom = plan[-1]
     h = block(h, f"enc{bottom.index}")
     if bottom.skip_upsample > 1:
-        h = builder.conv_transpose(h, net.params["lift"]["tconv"], "lift")
+        h = net.upsample(h, net.params["lift"], (1, 1, bottom.skip_upsample), "lift")
     for level in reversed(plan[:-1]):
         below = level.index + 1
         if below < bottom.index or bool(model_config.decoder_bottleneck_core):
             h = block(h, f"dec{below}")
-        h = builder.conv_transpose(h, net.params[f"up{below}"], f"up{below}")
+        h = net.upsample(h, net.params[f"up{below}"], (level.down,) * 3, f"up{below}")
         h = builder.op("Concat", [h, skips[level.index - 1]], f"concat{level.index}", axis=1)
     h = block(h, "dec1")
     head = net.params["head"]

@@ -2,8 +2,9 @@
 
 Every `Conv3D` and `ConvTransposeKernelEqStride` call is intercepted during an
 abstract evaluation (`jax.eval_shape`: nothing is computed or compiled):
-a 'same' convolution costs out_voxels · kx·ky·kz · C_in · C_out MACs, a
-kernel-equals-stride transposed convolution in_voxels · kx·ky·kz · C_in · C_out.
+a 'same' convolution costs out_voxels · kx·ky·kz · C_in · C_out MACs (the conv of a
+`ResizeConv` on the upsampled grid), a kernel-equals-stride transposed convolution
+in_voxels · kx·ky·kz · C_in · C_out.
 Bias adds, BatchNorm and activations are not counted (the usual convention,
 and that of the benchmarks' peers, benchmarks/README.md). A training step costs about 3× the
 forward pass (input and kernel gradients each ≈ one forward).

@@ -1,7 +1,8 @@
 """The network's layers, with one parameter tree whatever the convolution formulation.
 
 `Conv3D` and `ConvTransposeKernelEqStride` hold 'kernel' (kx, ky, kz, C_in, C_out)
-and 'bias' (C_out,) in float32, as `flax.linen.Conv` names and shapes them;
+and 'bias' (C_out,) in float32, as `flax.linen.Conv` names and shapes them
+(`ResizeConv` holds a `Conv3D` named 'conv');
 `impl` ('xla' or 'cpu_fast', see `conv_impl`) changes only how they compute,
 so a checkpoint trained on a GPU runs on a CPU and back. Kernels are
 Glorot-uniform and biases zero (the Keras defaults of the reference model);
@@ -18,6 +19,7 @@ import jax.numpy as jnp
 from iqt.models import conv_impl
 
 Dtype = Any
+UPSAMPLINGS = ("transposed", "resize_conv")   # model.upsample, see `ResizeConv`
 KERAS_BN_MOMENTUM = 0.99
 KERAS_BN_EPSILON = 1e-3
 
@@ -66,6 +68,53 @@ class ConvTransposeKernelEqStride(nn.Module):
         y = conv_impl.conv_transpose_kernel_eq_stride(
             x.astype(self.dtype), kernel.astype(self.dtype), self.impl)
         return y + bias.astype(self.dtype)
+
+
+def nearest_upsample(x: jax.Array, factors: tuple[int, int, int]) -> jax.Array:
+    """Nearest-neighbour upsampling, (B, X, Y, Z, C) → (B, fx·X, fy·Y, fz·Z, C): y[f·p + j] = x[p] for
+    0 ≤ j < f along each axis (`np.repeat`). Along the slices this puts LF slice p on the HF slices
+    f·p … f·p + f − 1, the ones it was acquired over (centred on f·p + (f − 1)/2, the slice convention)."""
+    b, nx, ny, nz, c = x.shape
+    fx, fy, fz = factors
+    y = jnp.broadcast_to(x[:, :, None, :, None, :, None], (b, nx, fx, ny, fy, nz, fz, c))
+    return y.reshape(b, nx * fx, ny * fy, nz * fz, c)
+
+
+class ResizeConv(nn.Module):
+    """Resize-convolution: `nearest_upsample` by `factors`, then a stride-1 'same' `Conv3D` (with bias),
+    (B, X, Y, Z, C_in) → (B, fx·X, fy·Y, fz·Z, features); parameters 'conv': 'kernel'
+    (*kernel_size, C_in, features), 'bias' (features,).
+
+    No checkerboard by construction (Odena, Dumoulin, Olah, "Deconvolution and Checkerboard
+    Artifacts", Distill 2016): all phases of an output voxel within the stride are computed by the
+    same kernel, so a constant input gives a constant output away from the zero-padded border, for
+    any kernel. A `ConvTransposeKernelEqStride` gives each phase its own tap, hence a periodic
+    pattern unless the phases' taps are equal (Aitken et al., "Checkerboard artifact free sub-pixel
+    convolution", arXiv:1707.02937, 2017, initialise them equal; training moves them apart).
+    Cost: taps · C_in · features MACs per output voxel (the transposed conv: C_in · features).
+    """
+
+    features: int
+    factors: tuple[int, int, int]
+    kernel_size: tuple[int, int, int] = (3, 3, 3)
+    impl: str = "xla"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        up = nearest_upsample(x.astype(self.dtype), self.factors)
+        return Conv3D(self.features, self.kernel_size, self.impl, self.dtype, name="conv")(up)
+
+
+def upsampling_layer(upsample: str, features: int, factors: tuple[int, int, int], impl: str, dtype: Dtype,
+                     name: str, kernel_size: tuple[int, int, int] = (3, 3, 3)) -> nn.Module:
+    """The decoder's upsampling for model.upsample: 'transposed' (kernel = stride = `factors`,
+    parameters 'kernel', 'bias') or 'resize_conv' (`ResizeConv` with `kernel_size`, parameters 'conv')."""
+    if upsample == "transposed":
+        return ConvTransposeKernelEqStride(features, factors, impl, dtype, name=name)
+    if upsample == "resize_conv":
+        return ResizeConv(features, factors, kernel_size, impl, dtype, name=name)
+    raise ValueError(f"upsampling must be one of {UPSAMPLINGS}, got {upsample!r}")
 
 
 def batch_norm(train: bool, dtype: Dtype, name: str | None = None,

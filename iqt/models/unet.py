@@ -17,6 +17,16 @@ baseline) uses `PlainConvBlock` (no BatchNorm, no shortcut) and a skip that is
 only the (1, 1, s) transposed conv. `decoder_bottleneck_core=False` drops the
 decoder's first block at the bottleneck (the variant the peer implementations
 of benchmarks/README.md build, 6,085,401 parameters instead of 9,692,185).
+
+`upsample` (model.upsample) picks how the decoder (`up{l}`), the skips and
+the lift upsample: 'transposed' (the published network: kernel = stride, as
+above) or 'resize_conv' (nearest-neighbour upsampling, then a 3×3×3 'same'
+conv for `up{l}` and a (1, 1, 3) one along the slices for the skips and the
+lift, `layers.ResizeConv`, `blocks.SliceUpsample`): no checkerboard pattern
+(Odena, Dumoulin, Olah, Distill 2016), at 27 rather than 1 taps per output
+voxel in `up{l}`. Its parameters live under 'conv' where the transposed
+convolutions' are 'kernel'/'bias' or 'tconv', so a checkpoint of one never
+loads into the other (at ×6 some shapes coincide).
 """
 from __future__ import annotations
 
@@ -27,8 +37,8 @@ import jax.numpy as jnp
 from iqt.interpolation import INTERPOLATION_ORDERS, slice_interpolation_matrix
 from iqt.models import schedule
 from iqt.models.blocks import ConvCore, PlainConvBlock, SkipBlock, SliceUpsample
-from iqt.models.layers import (KERAS_BN_MOMENTUM, Conv3D, ConvTransposeKernelEqStride, Dtype, glorot_uniform,
-                               max_pool)
+from iqt.models.layers import (KERAS_BN_MOMENTUM, UPSAMPLINGS, Conv3D, Dtype, glorot_uniform, max_pool,
+                               upsampling_layer)
 
 STYLES = ("aniso", "sr")
 
@@ -52,21 +62,24 @@ class SliceUNet(nn.Module):
     dtype: Dtype = jnp.float32
     bn_momentum: float = KERAS_BN_MOMENTUM
     residual: str = "none"   # 'linear' | 'cubic': add that interpolation of the input along the slices
+    upsample: str = "transposed"   # 'resize_conv': nearest-neighbour upsampling then a conv (no checkerboard)
 
     def _block(self, features: int, train: bool, name: str) -> nn.Module:
         if self.style == "aniso":
             return ConvCore(features, train, self.impl, self.dtype, self.bn_momentum, name=name)
         return PlainConvBlock(features, train, self.impl, self.dtype, name=name)
 
-    def _skip(self, upsample: int, train: bool, name: str) -> nn.Module:
+    def _skip(self, skip_upsample: int, train: bool, name: str) -> nn.Module:
         if self.style == "aniso":
-            return SkipBlock(upsample, train, self.impl, self.dtype, self.bn_momentum, name=name)
-        return SliceUpsample(upsample, self.impl, self.dtype, name=name)
+            return SkipBlock(skip_upsample, train, self.impl, self.dtype, self.bn_momentum, self.upsample, name=name)
+        return SliceUpsample(skip_upsample, self.impl, self.dtype, self.upsample, name=name)
 
     @nn.compact
     def __call__(self, lf: jax.Array, train: bool = False) -> jax.Array:
         if self.style not in STYLES:
             raise schedule.ArchitectureError(f"model style must be one of {STYLES}, got {self.style!r}")
+        if self.upsample not in UPSAMPLINGS:
+            raise schedule.ArchitectureError(f"model upsample must be one of {UPSAMPLINGS}, got {self.upsample!r}")
         if lf.ndim != 5 or lf.shape[-1] != 1:
             raise schedule.ArchitectureError(f"expected LF input (B, X, Y, Z_lf, 1), got shape {lf.shape}")
         plan = schedule.level_schedule(self.factor, self.levels, self.base_features)
@@ -80,14 +93,14 @@ class SliceUNet(nn.Module):
         bottom = plan[-1]
         h = self._block(bottom.features, train, f"enc{bottom.index}")(h)
         if bottom.skip_upsample > 1:  # too shallow for the factor: lift the bottleneck to the HF grid
-            h = SliceUpsample(bottom.skip_upsample, self.impl, self.dtype, name="lift")(h)
+            h = SliceUpsample(bottom.skip_upsample, self.impl, self.dtype, self.upsample, name="lift")(h)
 
         for level in reversed(plan[:-1]):
             below = level.index + 1
             if below < bottom.index or self.decoder_bottleneck_core:
                 h = self._block(plan[below - 1].features, train, f"dec{below}")(h)
-            h = ConvTransposeKernelEqStride(level.features, (level.down,) * 3, self.impl, self.dtype,
-                                            name=f"up{below}")(h)
+            h = upsampling_layer(self.upsample, level.features, (level.down,) * 3, self.impl, self.dtype,
+                                 f"up{below}")(h)
             h = jnp.concatenate([h, skips[level.index - 1]], axis=-1)
         h = self._block(plan[0].features, train, "dec1")(h)
         # With a residual the head starts at zero: the untrained network is the interpolation.

@@ -1,6 +1,8 @@
 """The exported ONNX graph computes what the Flax network computes (onnxruntime and OpenVINO against JAX)."""
 from __future__ import annotations
 
+import itertools
+
 import jax
 import nibabel as nib
 import numpy as np
@@ -10,7 +12,8 @@ from iqt.models import create_model, default_config, input_multiple
 
 onnx = pytest.importorskip("onnx")
 from iqt.export import backends  # noqa: E402
-from iqt.export.onnx_graph import build_model  # noqa: E402
+from iqt.export.onnx_graph import build_model, resize_conv_kernel  # noqa: E402
+from tests.models.test_conv_impl import numpy_conv_same  # noqa: E402
 
 TOLERANCE = 1e-5   # max |ONNX − JAX| / max |JAX|, float32
 
@@ -32,9 +35,11 @@ def random_variables(model, multiple, seed: int):
     return jax.tree_util.tree_map_with_path(fill, abstract)
 
 
-def network(factor: int, base_features: int, levels: int = 3, residual: str = "none", name: str = "aniso_unet"):
+def network(factor: int, base_features: int, levels: int = 3, residual: str = "none", name: str = "aniso_unet",
+            upsample: str = "transposed"):
     config = default_config()
-    config.update(dict(base_features=base_features, levels=levels, residual=residual, name=name, conv_impl="xla"))
+    config.update(dict(base_features=base_features, levels=levels, residual=residual, name=name, conv_impl="xla",
+                       upsample=upsample))
     model = create_model(config, factor)
     multiple = input_multiple(config, factor)
     return config, model, random_variables(model, multiple, seed=factor + base_features), multiple
@@ -62,6 +67,43 @@ def test_the_graph_matches_jax_on_random_inputs(factor, base_features, residual,
     expected = np.asarray(model.apply(variables, lf[..., None], train=False)[..., 0])
     got = run_onnx(build_model(variables, config, factor), backend, lf, tmp_path)
     assert relative_difference(got, expected) <= TOLERANCE
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+@pytest.mark.parametrize("factor,levels,name,residual", [(4, 3, "aniso_unet", "none"), (6, 3, "aniso_unet", "cubic"),
+                                                         (8, 2, "aniso_unet", "linear"), (8, 3, "sr_unet", "none")])
+def test_resize_conv_networks_match_jax(factor, levels, name, residual, backend, tmp_path):
+    """model.upsample 'resize_conv': decoder ups of 2 and 3 (×6), slice ups of 2 to 8, the lift (×8, 2 levels)."""
+    config, model, variables, multiple = network(factor, 4, levels, residual, name, upsample="resize_conv")
+    lf = np.random.default_rng(2).random((2, 2 * multiple[0], 3 * multiple[1], 3 * multiple[2]), np.float32)
+    expected = np.asarray(model.apply(variables, lf[..., None], train=False)[..., 0])
+    got = run_onnx(build_model(variables, config, factor), backend, lf, tmp_path)
+    assert relative_difference(got, expected) <= TOLERANCE
+
+
+def numpy_transposed_conv(x, kernel, factors, crop):
+    """y[f·j + m − crop] += x[j]·kernel[m] per axis (ONNX ConvTranspose with pads = crop), by loops."""
+    b, nx, ny, nz, _ = x.shape
+    full = np.zeros((b, *(f * n + k - 1 for f, n, k in zip(factors, (nx, ny, nz), kernel.shape[:3])),
+                     kernel.shape[-1]))
+    for m in itertools.product(*(range(k) for k in kernel.shape[:3])):
+        region = tuple(slice(mi, mi + f * n, f) for mi, f, n in zip(m, factors, (nx, ny, nz)))
+        full[(slice(None), *region)] += np.einsum("bxyzi,io->bxyzo", x, kernel[m])
+    return full[(slice(None), *(slice(c, c + f * n) for c, f, n in zip(crop, factors, (nx, ny, nz))))]
+
+
+@pytest.mark.parametrize("factors,kernel_size", [((2, 2, 2), (3, 3, 3)), ((3, 3, 3), (3, 3, 3)),
+                                                 ((1, 1, 8), (1, 1, 3)), ((1, 1, 1), (1, 1, 1))])
+def test_a_resize_conv_is_the_transposed_conv_of_its_summed_kernel(factors, kernel_size):
+    """Nearest upsampling (np.repeat) then the 'same' conv equals one transposed conv, borders included."""
+    rng = np.random.default_rng(3)
+    x, kernel = rng.standard_normal((2, 3, 2, 4, 3)), rng.standard_normal((*kernel_size, 3, 4))
+    upsampled = x
+    for axis, f in zip((1, 2, 3), factors):
+        upsampled = np.repeat(upsampled, f, axis=axis)
+    expected = numpy_conv_same(upsampled, kernel)
+    got = numpy_transposed_conv(x, resize_conv_kernel(kernel, factors), factors, [k // 2 for k in kernel_size])
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 
 def test_the_sr_unet_and_a_shallow_lifted_network_export_too(tmp_path):

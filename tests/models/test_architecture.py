@@ -50,10 +50,13 @@ def test_reference_forward_costs_the_published_3_25_gflop_per_patch():
     assert macs - 1_594_621_952 == extra
 
 
+@pytest.mark.parametrize("upsample", ["transposed", "resize_conv"])
 @pytest.mark.parametrize("factor, lf_spatial", [(2, (32, 32, 16)), (4, (32, 32, 8)), (6, (48, 48, 8)),
                                                 (8, (32, 32, 4)), (8, (64, 48, 8))])
-def test_output_is_the_input_upsampled_along_slices_for_every_factor(factor, lf_spatial):
-    model = create_model(default_config(), factor)
+def test_output_is_the_input_upsampled_along_slices_for_every_factor(factor, lf_spatial, upsample):
+    config = default_config()
+    config.upsample = upsample
+    model = create_model(config, factor)
     variables = abstract_variables(model, lf_spatial)
     lf = jax.ShapeDtypeStruct((3, *lf_spatial, 1), jnp.float32)
     out = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), variables, lf)
@@ -122,7 +125,8 @@ def test_input_multiples_and_lf_shapes():
 
 @pytest.mark.parametrize("field, value, message", [
     ("name", "resnet", "model.name"), ("compute_dtype", "float16", "model.compute_dtype"),
-    ("conv_impl", "cudnn", "model.conv_impl"), ("base_features", 15, "even"), ("levels", 1, "2 levels")])
+    ("conv_impl", "cudnn", "model.conv_impl"), ("base_features", 15, "even"), ("levels", 1, "2 levels"),
+    ("upsample", "bilinear", "model.upsample")])
 def test_bad_model_configs_are_user_errors(field, value, message):
     config = default_config()
     config[field] = value

@@ -63,18 +63,20 @@ def make_step(model):
 
 
 @functools.cache
-def tiny_variables():
-    model = create_model(tiny_config(conv_impl="xla"), FACTOR)
+def tiny_variables(upsample: str = "transposed"):
+    model = create_model(tiny_config(conv_impl="xla", upsample=upsample), FACTOR)
     return jax.jit(lambda k: model.init(k, lf_batch(), train=False))(jax.random.key(0))
 
 
 @functools.cache
-def step_for(impl: str):
-    return make_step(create_model(tiny_config(conv_impl=impl), FACTOR))
+def step_for(impl: str, upsample: str = "transposed"):
+    return make_step(create_model(tiny_config(conv_impl=impl, upsample=upsample), FACTOR))
 
 
-def test_cpu_fast_and_xla_networks_agree_in_values_gradients_and_statistics():
-    fast, xla = step_for("cpu_fast")(tiny_variables(), lf_batch()), step_for("xla")(tiny_variables(), lf_batch())
+@pytest.mark.parametrize("upsample", ["transposed", "resize_conv"])
+def test_cpu_fast_and_xla_networks_agree_in_values_gradients_and_statistics(upsample):
+    variables = tiny_variables(upsample)
+    fast, xla = (step_for(impl, upsample)(variables, lf_batch()) for impl in ("cpu_fast", "xla"))
     # float32; the formulations sum in different orders (~1e-7 per layer) and
     # BatchNorm renormalises: outputs agree to 1e-5, gradients to 1e-4 relative
     for key in ("train", "eval"):
@@ -161,9 +163,12 @@ def test_batchnorm_statistics_and_gradients_span_the_global_batch_when_it_is_sha
         assert rel_err(sharded[jax.tree_util.keystr(path)], value) < 1e-4, jax.tree_util.keystr(path)
 
 
+@pytest.mark.parametrize("upsample", ["transposed", "resize_conv"])
 @pytest.mark.parametrize("name", ["aniso_unet", "sr_unet"])
-def test_parameter_tree_is_the_same_for_both_implementations(name):
-    trees = [jax.eval_shape(lambda: create_model(tiny_config(name=name, conv_impl=impl), FACTOR).init(
-        jax.random.key(0), jnp.zeros((1, *LF, 1)), train=False)) for impl in ("xla", "cpu_fast")]
+def test_parameter_tree_is_the_same_for_both_implementations(name, upsample):
+    models = [create_model(tiny_config(name=name, conv_impl=impl, upsample=upsample), FACTOR)
+              for impl in ("xla", "cpu_fast")]
+    trees = [jax.eval_shape(lambda: m.init(jax.random.key(0), jnp.zeros((1, *LF, 1)), train=False))  # noqa: B023
+             for m in models]
     assert jax.tree.structure(trees[0]) == jax.tree.structure(trees[1])
     assert [x.shape for x in jax.tree.leaves(trees[0])] == [x.shape for x in jax.tree.leaves(trees[1])]
