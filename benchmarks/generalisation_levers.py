@@ -128,12 +128,17 @@ def main() -> None:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--root", default="runs/levers")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--existing_only", action="store_true",
+                        help="collect the finished (lever, seed) runs only; train and evaluate nothing")
     args = parser.parse_args()
-    levers = args.levers.split(",")
+    levers, root = args.levers.split(","), Path(args.root)
     for lever in levers:
         lever_overrides(lever)   # an unknown name fails before anything trains
-    runs = [run_one(lever, int(seed), Path(args.root), sys.executable)
-            for lever in levers for seed in args.seeds.split(",")]
+    pairs = [(lever, int(seed)) for lever in levers for seed in args.seeds.split(",")]
+    if args.existing_only:
+        pairs = [(lever, seed) for lever, seed in pairs
+                 if (root / lever / f"seed{seed}" / "generalisation" / "generalisation.json").exists()]
+    runs = [run_one(lever, seed, root, sys.executable) for lever, seed in pairs]
     summarised = summary(runs)
     emit({"command": command_line(sys.argv), "summary": summarised, "runs": runs, "ranges": ranges(runs)},
          args.out)
