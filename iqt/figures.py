@@ -108,12 +108,22 @@ def intensity_window(volume: np.ndarray) -> tuple[float, float]:
     return low, high if high > low else low + 1.0
 
 
-def label_edges(ax, left: str, up: str) -> None:
+def _label_edges(ax, left: str, up: str) -> None:
     style = dict(transform=ax.transAxes, color="yellow", fontsize=10, fontweight="bold")
     ax.text(0.02, 0.5, left, ha="left", va="center", **style)
     ax.text(0.98, 0.5, OPPOSITE[left], ha="right", va="center", **style)
     ax.text(0.5, 0.98, up, ha="center", va="top", **style)
     ax.text(0.5, 0.02, OPPOSITE[up], ha="center", va="bottom", **style)
+
+
+def draw_section(ax, section: np.ndarray, size_mm: tuple[float, float], view: tuple[str, str, str, str],
+                 vmin: float, vmax: float, cmap: str = "gray") -> None:
+    """One panel: `section` (from `oriented_section`) at its size in mm, no ticks, orientation letters."""
+    width, height = size_mm
+    ax.imshow(section, cmap=cmap, origin="lower", extent=(0, width, 0, height), vmin=vmin, vmax=vmax,
+              interpolation="nearest")
+    ax.set_aspect("equal"), ax.set_xticks([]), ax.set_yticks([])
+    _label_edges(ax, view[2], view[3])
 
 
 def save_volume_comparison(path: str | os.PathLike, columns: dict[str, tuple[np.ndarray, Sequence[float]]],
@@ -136,12 +146,8 @@ def save_volume_comparison(path: str | os.PathLike, columns: dict[str, tuple[np.
                              figsize=(3.0 * len(names), 3.0 * sum(heights) + 1.2))
     for col, name in enumerate(names):
         for row, view in enumerate(VIEWS):
-            section, (width, height) = panels[(row, col)]
             ax = axes[row, col]
-            ax.imshow(section, cmap="gray", origin="lower", extent=(0, width, 0, height), vmin=low, vmax=high,
-                      interpolation="nearest")
-            ax.set_aspect("equal"), ax.set_xticks([]), ax.set_yticks([])
-            label_edges(ax, view[2], view[3])
+            draw_section(ax, *panels[(row, col)], view, low, high)
             if row == 0:
                 ax.set_title(name, fontsize=10)
             if col == 0:

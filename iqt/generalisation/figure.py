@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import matplotlib.pyplot as plt
 import numpy as np
 
-from iqt.figures import CAPTION_CHARS_PER_INCH, VIEWS, label_edges, intensity_window, oriented_section, save_png
+from iqt.figures import CAPTION_CHARS_PER_INCH, VIEWS, draw_section, intensity_window, oriented_section, save_png
 from iqt.generalisation.scores import affine_fit
 
 if TYPE_CHECKING:
@@ -54,13 +54,9 @@ def save_case_figure(path: str | os.PathLike, scan: "Scan", volumes: dict[str, n
                              figsize=(PANEL_INCHES * len(columns), PANEL_INCHES * len(views) + 1.0))
     for col, (name, (volume, sizes, kind)) in enumerate(columns.items()):
         for row, view in enumerate(views):
-            section, (width, height) = oriented_section(volume, sizes, RAS, view, index[view[0]])
-            vmin, vmax, cmap = (low, high, "gray") if kind == "image" else (0.0, error_high, "magma")
             ax = axes[row, col]
-            ax.imshow(section, cmap=cmap, origin="lower", extent=(0, width, 0, height), vmin=vmin, vmax=vmax,
-                      interpolation="nearest")
-            ax.set_aspect("equal"), ax.set_xticks([]), ax.set_yticks([])
-            label_edges(ax, view[2], view[3])
+            draw_section(ax, *oriented_section(volume, sizes, RAS, view, index[view[0]]), view,
+                         *((low, high, "gray") if kind == "image" else (0.0, error_high, "magma")))
             if row == 0:
                 ax.set_title(name, fontsize=9)
             if col == 0:

@@ -15,8 +15,14 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from iqt import config_io
 from iqt.errors import UserError
+from iqt.export import backends
+from iqt.export.run_export import open_predictor
 from iqt.generalisation import benchmark, brains, cases, report
+from iqt.inference import enhance_lf
+from iqt.models import level_schedule
+from iqt.tiling import DEFAULT_TILE_LF, check_tile_size
 
 BRAINS = ("colin27", "template_test")
 TEMPLATE_VOXEL_MM = 1.0   # the template slab is an in-distribution reference only for 1 mm runs
@@ -24,8 +30,6 @@ TEMPLATE_VOXEL_MM = 1.0   # the template slab is an in-distribution reference on
 
 def upsampling_periods(model_config, factor: int) -> list[int]:
     """The HF periods (voxels) of the decoder's up-sampling: the cumulative in-plane pooling factors."""
-    from iqt.models import level_schedule
-
     plan = level_schedule(int(factor), int(model_config.levels), int(model_config.base_features))
     return [int(p) for p in np.cumprod([level.down for level in plan[:-1]])]
 
@@ -49,10 +53,6 @@ def evaluate_run(source: str | os.PathLike, *, out_dir: str | os.PathLike, case_
                  checkpoint: str = "best", backend: str = "auto", precision: str = "float32",
                  tile_lf=None, progress: Callable[[str], None] = print) -> tuple[pd.DataFrame, dict[str, Path]]:
     """The benchmark of a work directory or `.onnx` file; returns (long table, written files)."""
-    from iqt.export.run_export import open_predictor
-    from iqt.inference import enhance_lf
-    from iqt.tiling import DEFAULT_TILE_LF, check_tile_size
-
     selected = cases.select_cases(case_names)
     tile_lf = check_tile_size(tile_lf or DEFAULT_TILE_LF)
     predictor, used_backend, used_precision = open_predictor(source, checkpoint, backend, precision=precision)
@@ -75,9 +75,6 @@ def evaluate_run(source: str | os.PathLike, *, out_dir: str | os.PathLike, case_
 
 
 def _config_of(source: str | os.PathLike):
-    from iqt import config_io
-    from iqt.export import backends
-
     if backends.is_onnx_file(source):
         return backends.config_of(backends.read_metadata(source), source)
     return config_io.load_config(source)
