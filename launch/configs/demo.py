@@ -11,9 +11,13 @@ network trained for minutes on one template, not a clinical model), `tiny` (a
 handful of steps on a very small network, for tests).
 
 Runtime: `bash scripts/demo.sh` (set-up, this training, enhancement and
-evaluation) took 7 min 52 s on a fresh clone on 2 CPU cores. Expected result on
-the held-out test slab: IQT 25.4 dB PSNR / SSIM 0.90 against cubic splines'
-20.9 dB / 0.83 ('mean' setting), 4-5 dB ahead in every setting (README).
+evaluation) took 7 min 52 s on a fresh clone on 2 CPU cores; its last step, the
+generalisation benchmark, 114-243 s more. Expected result on the held-out test
+slab, over seeds 0-2: IQT 24.6-25.4 dB PSNR / SSIM 0.89-0.91 against cubic
+splines' 20.9 dB / 0.83 ('mean' setting), 2.8-4.7 dB ahead in every setting
+(README). On Colin27, an unseen brain, under the generalisation benchmark's
+acquisitions: -1.9 to +0.02 dB against cubic in the worst case after an intensity
+fit (docs/results/generalisation_levers.md): this recipe does not yet generalise.
 """
 from launch.configs.common import make_config
 
