@@ -13,7 +13,6 @@ tested on the very same scans.
 from __future__ import annotations
 
 import dataclasses
-import time
 import zlib
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -25,8 +24,6 @@ from iqt.generalisation import acquisition, scores
 from iqt.generalisation.brains import Brain
 from iqt.generalisation.figure import save_case_figure
 from iqt.interpolation import INTERPOLATION_ORDERS, interpolate_slices
-
-METHODS = ("IQT", *INTERPOLATION_ORDERS)
 
 Enhance = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """(LF volume (x, y, z_lf) in its own units, its brain mask) → IQT's HF estimate (x, y, z_lf · r)."""
@@ -68,17 +65,14 @@ def estimates(scan: Scan, factor: int, enhance: Enhance) -> dict[str, np.ndarray
 def run_case(brain: Brain, case: acquisition.Acquisition, factor: int, enhance: Enhance,
              periods: Sequence[int], figure_dir: str | Path | None = None) -> list[dict]:
     """One row per method: the scores of `case` on `brain` (and its figure in `figure_dir`)."""
-    start = time.perf_counter()
     scan = acquire_scan(brain, case, factor)
     volumes = estimates(scan, factor, enhance)
-    seconds = time.perf_counter() - start
     rows = [{"brain": brain.name, "case": case.name, "method": method,
              **scores.estimate_scores(scan.truth, volume, scan.brain, factor, periods)}
             for method, volume in volumes.items()]
     if figure_dir is not None:
         save_case_figure(Path(figure_dir) / f"{brain.name}_{case.name}.png", scan, volumes, factor,
                          brain.voxel_mm, title=f"{brain.name}, {case.name}: {case.description}")
-    rows[0]["enhance_seconds"] = seconds
     return rows
 
 
