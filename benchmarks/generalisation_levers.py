@@ -44,6 +44,9 @@ LEVERS = {
                 "--config.sim.parameters.gamma.low=0.8", "--config.sim.parameters.gamma.high=1.25"),
     "spatial": ("--config.data.spatial_augment.enabled=true",),
     "resize_conv": ("--config.model.upsample=resize_conv",),
+    # The same voxels per run in patches twice as wide along x (the template's 32-voxel validation
+    # slab bounds y): more context, half the batch.
+    "wide_patch": ("--config.data.patch_size_hf=(48,24,48)", "--config.train.batch_size=4"),
 }
 
 
