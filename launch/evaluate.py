@@ -32,7 +32,7 @@ from iqt import cli, io_utils
 from iqt.errors import UserError
 from iqt.evaluation import DEFAULT_SETTINGS, SETTINGS
 from iqt.generalisation.cases import CASES
-from iqt.generalisation.run import BRAINS
+from iqt.generalisation.run import BRAINS, evaluate_run
 from iqt.tiling import DEFAULT_TILE_LF
 
 SUITES = ("simulator", "generalisation")
@@ -73,13 +73,13 @@ def generalisation() -> None:
     source = Path(_WORKDIR.value)
     if not source.exists():
         raise UserError(f"work directory or network file {source} does not exist")
-    out = (source.parent if source.is_file() else source) / "generalisation" if _OUT.value is None else Path(_OUT.value)
+    home = source.parent if source.is_file() else source    # an .onnx file's folder, or the run
+    out = home / "generalisation" if _OUT.value is None else Path(_OUT.value)
     io_utils.check_output_folder(out, "--out")
-    from iqt.generalisation.run import evaluate_run
-    table, paths = evaluate_run(source, out_dir=out, case_names=_CASES.value, brain_names=_BRAINS.value,
+    _, paths = evaluate_run(source, out_dir=out, case_names=_CASES.value, brain_names=_BRAINS.value,
                                 colin27=_COLIN27.value, checkpoint=_CHECKPOINT.value, backend=_BACKEND.value,
                                 tile_lf=_TILE.value, progress=lambda line: print(line, flush=True))
-    print((Path(paths["markdown"])).read_text(), end="", flush=True)
+    print(paths["markdown"].read_text(), end="", flush=True)
     print("wrote " + ", ".join(str(p) for p in paths.values()), flush=True)
 
 

@@ -14,6 +14,7 @@ onnx = pytest.importorskip("onnx")
 from iqt.export import backends  # noqa: E402
 from iqt.export.onnx_graph import build_model, resize_conv_kernel  # noqa: E402
 from tests.models.test_conv_impl import numpy_conv_same  # noqa: E402
+from tests.conftest import slow  # noqa: E402
 
 TOLERANCE = 1e-5   # max |ONNX − JAX| / max |JAX|, float32
 
@@ -72,6 +73,7 @@ def test_the_graph_matches_jax_on_random_inputs(factor, base_features, residual,
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 @pytest.mark.parametrize("factor,levels,name,residual", [(4, 3, "aniso_unet", "none"), (6, 3, "aniso_unet", "cubic"),
                                                          (8, 2, "aniso_unet", "linear"), (8, 3, "sr_unet", "none")])
+@slow   # an optional path: four networks in two runtimes (the layer-level checks run in the suite)
 def test_resize_conv_networks_match_jax(factor, levels, name, residual, backend, tmp_path):
     """model.upsample 'resize_conv': decoder ups of 2 and 3 (×6), slice ups of 2 to 8, the lift (×8, 2 levels)."""
     config, model, variables, multiple = network(factor, 4, levels, residual, name, upsample="resize_conv")

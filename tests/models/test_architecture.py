@@ -12,6 +12,7 @@ from iqt.errors import UserError
 from iqt.models import (ArchitectureError, create_model, default_config, input_multiple, input_shape_lf,
                         level_schedule)
 from iqt.models.flops import conv_macs_per_sample
+from tests.conftest import slow   # the resize_conv variants: optional path, IQT_SLOW_TESTS=1
 
 
 def abstract_variables(model, lf_spatial, batch=2):
@@ -50,7 +51,7 @@ def test_reference_forward_costs_the_published_3_25_gflop_per_patch():
     assert macs - 1_594_621_952 == extra
 
 
-@pytest.mark.parametrize("upsample", ["transposed", "resize_conv"])
+@pytest.mark.parametrize("upsample", ["transposed", pytest.param("resize_conv", marks=slow)])
 @pytest.mark.parametrize("factor, lf_spatial", [(2, (32, 32, 16)), (4, (32, 32, 8)), (6, (48, 48, 8)),
                                                 (8, (32, 32, 4)), (8, (64, 48, 8))])
 def test_output_is_the_input_upsampled_along_slices_for_every_factor(factor, lf_spatial, upsample):

@@ -19,6 +19,7 @@ import pytest
 
 from iqt.models import create_model, default_config
 from iqt.models.layers import batch_norm
+from tests.conftest import slow   # the resize_conv variants: optional path, IQT_SLOW_TESTS=1
 
 REPO = Path(__file__).resolve().parents[2]
 # ×4 with 2 levels: skip s = 4, pool (2,2,1), bottleneck lifted ×2 to the HF grid; the
@@ -73,7 +74,7 @@ def step_for(impl: str, upsample: str = "transposed"):
     return make_step(create_model(tiny_config(conv_impl=impl, upsample=upsample), FACTOR))
 
 
-@pytest.mark.parametrize("upsample", ["transposed", "resize_conv"])
+@pytest.mark.parametrize("upsample", ["transposed", pytest.param("resize_conv", marks=slow)])
 def test_cpu_fast_and_xla_networks_agree_in_values_gradients_and_statistics(upsample):
     variables = tiny_variables(upsample)
     fast, xla = (step_for(impl, upsample)(variables, lf_batch()) for impl in ("cpu_fast", "xla"))
@@ -163,7 +164,7 @@ def test_batchnorm_statistics_and_gradients_span_the_global_batch_when_it_is_sha
         assert rel_err(sharded[jax.tree_util.keystr(path)], value) < 1e-4, jax.tree_util.keystr(path)
 
 
-@pytest.mark.parametrize("upsample", ["transposed", "resize_conv"])
+@pytest.mark.parametrize("upsample", ["transposed", pytest.param("resize_conv", marks=slow)])
 @pytest.mark.parametrize("name", ["aniso_unet", "sr_unet"])
 def test_parameter_tree_is_the_same_for_both_implementations(name, upsample):
     models = [create_model(tiny_config(name=name, conv_impl=impl, upsample=upsample), FACTOR)
