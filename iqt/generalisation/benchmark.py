@@ -20,10 +20,10 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from iqt import evaluation
 from iqt.generalisation import acquisition, scores
 from iqt.generalisation.brains import Brain
 from iqt.generalisation.figure import save_case_figure
-from iqt.interpolation import INTERPOLATION_ORDERS, interpolate_slices
 
 Enhance = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """(LF volume (x, y, z_lf) in its own units, its brain mask) → IQT's HF estimate (x, y, z_lf · r)."""
@@ -56,10 +56,8 @@ def acquire_scan(brain: Brain, case: acquisition.Acquisition, factor: int) -> Sc
 def estimates(scan: Scan, factor: int, enhance: Enhance) -> dict[str, np.ndarray]:
     """Every method's estimate of the scan on the LF brain-mean scale, by method name."""
     lf_mean = float(scan.lf[scan.lf_brain].mean())
-    out = {"IQT": np.asarray(enhance(scan.lf, scan.lf_brain), np.float64) / lf_mean}
-    out.update({name: interpolate_slices(scan.lf, factor, order) / lf_mean
-                for name, order in INTERPOLATION_ORDERS.items()})
-    return out
+    volumes = evaluation.estimates(scan.lf, factor, lambda lf: enhance(lf, scan.lf_brain))
+    return {name: np.asarray(volume, np.float64) / lf_mean for name, volume in volumes.items()}
 
 
 def run_case(brain: Brain, case: acquisition.Acquisition, factor: int, enhance: Enhance,

@@ -27,6 +27,7 @@ import numpy as np
 from skimage.measure import block_reduce
 from skimage.transform import rescale
 
+import simulators
 from iqt.data.nifti import load_volume, voxel_sizes_from_affine
 from iqt.errors import UserError
 
@@ -38,6 +39,7 @@ COLIN27_HINT = (f"install Debian's {COLIN27_PACKAGE} (apt-get install {COLIN27_P
 _OBLIQUE_TOLERANCE = 1e-3    # off-axis share of a voxel axis above which a grid counts as oblique
 _ISOTROPIC_TOLERANCE = 0.01  # relative difference of voxel sizes allowed in an 'isotropic' grid
 _MARGIN_VOXELS = 2           # background kept around the brain's bounding box
+TEMPLATE_BRAIN_THRESHOLD = 0.5   # the template's brain: tissue sum at least this (the training target's)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,9 +164,10 @@ def template_test_slab() -> Brain:
 
     subject = template.load_template()
     start, stop = SLABS_Y["test"]
-    tissue_sum = np.clip(subject.tissue[:, start:stop].sum(axis=-1), 0.0, 1.0)
-    brain = tissue_sum >= 0.5
-    image = np.where(brain, subject.image[:, start:stop] * tissue_sum, 0.0).astype(np.float32)
+    tissue = subject.tissue[:, start:stop]
+    brain = np.asarray(simulators.tissue_sum(tissue)) >= TEMPLATE_BRAIN_THRESHOLD
+    image = np.asarray(simulators.hf_object(subject.image[:, start:stop], tissue, TEMPLATE_BRAIN_THRESHOLD),
+                       np.float32)
     data, _ = to_ras(image, subject.affine, "the MNI152 template")
     mask, _ = to_ras(brain, subject.affine, "the MNI152 template")
     image, brain = crop_to_brain(data, mask)
