@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -40,13 +41,26 @@ def run(main: Callable[[argparse.Namespace], None], parser: argparse.ArgumentPar
         argv: Sequence[str] | None = None) -> None:
     """Parses `argv` with `parser` and runs `main`, mapping user errors to exit 2."""
     args = parser.parse_args(argv)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _raise_terminated)   # so that staging folders are removed
     try:
         main(args)
     except UserError as e:
         fail(str(e))
+    except Terminated:
+        print("terminated", file=sys.stderr, flush=True)
+        os._exit(128 + signal.SIGTERM)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr, flush=True)
         os._exit(130)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that `finally` blocks (staging folders) run."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated
 
 
 def check_output_dir(out_dir: str | os.PathLike) -> None:

@@ -6,6 +6,7 @@ summary.csv, tests.csv, agreement.csv, figure5.png and report.md into DIR.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -74,8 +75,19 @@ def write_outputs(out_dir: Path, source: str, scores: pd.DataFrame,
     (out_dir / "report.md").write_text(text, encoding="utf-8")
 
 
+def check_outputs_free(out_dir: str, scores: str) -> None:
+    """No output of the study would replace the scores file or a folder of the same name."""
+    for name in OUTPUTS:
+        target = Path(out_dir) / name
+        if target.is_dir():
+            raise UserError(f"--out {out_dir} holds a folder {name} where an output goes; choose another --out")
+        if target.exists() and Path(scores).exists() and os.path.samefile(target, scores):
+            raise UserError(f"--scores {scores} is where the output {name} goes; choose another --out")
+
+
 def main(args: argparse.Namespace) -> None:
     _cli.check_output_dir(args.out)
+    check_outputs_free(args.out, args.scores)
     scores = load_scores(args.scores)
     groups = chosen_groups(args.groups, reader_groups(scores))
     tables = analyse(scores, groups, args.zero_method, args.pairing)

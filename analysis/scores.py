@@ -48,6 +48,9 @@ def load_scores(path: str | os.PathLike) -> pd.DataFrame:
 def _read_csv(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise UserError(f"scores file {path} does not exist")
+    if b"\0" in path.read_bytes():
+        raise UserError(f"{path} holds NUL bytes: it is not a text CSV file (damaged, or saved by a "
+                        f"spreadsheet in another format)")
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:

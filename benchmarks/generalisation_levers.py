@@ -55,10 +55,16 @@ def lever_overrides(spec: str) -> tuple[str, ...]:
     return tuple(flag for name in spec.split("+") for flag in LEVERS[name])
 
 
-def run_one(lever: str, seed: int, root: Path, python: str) -> dict:
-    """Trains (or resumes) and benchmarks one (lever, seed); returns its record."""
+def report_dir(tile: str | None) -> str:
+    """The benchmark's folder inside a run: `generalisation`, or `generalisation_tile<X>` at tiles X,Y,Z."""
+    return "generalisation" if tile is None else f"generalisation_tile{tile.split(',')[0]}"
+
+
+def run_one(lever: str, seed: int, root: Path, python: str, tile: str | None = None) -> dict:
+    """Trains (or resumes) and benchmarks one (lever, seed) (at `tile`, X,Y,Z LF voxels, if given);
+    returns its record."""
     workdir = root / lever / f"seed{seed}"
-    report = workdir / "generalisation" / "generalisation.json"
+    report = workdir / report_dir(tile) / "generalisation.json"
     timing = workdir / "train_seconds.json"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     if not timing.exists():
@@ -68,13 +74,15 @@ def run_one(lever: str, seed: int, root: Path, python: str) -> dict:
                         *lever_overrides(lever)], check=True, env=env)
         timing.write_text(json.dumps({"train_seconds": time.perf_counter() - start}))
     if not report.exists():
-        subprocess.run([python, "-m", "launch.evaluate", "--suite", "generalisation", "--workdir", str(workdir)],
-                       check=True, env=env, stdout=subprocess.DEVNULL)
+        tiles = [] if tile is None else ["--tile", tile, "--out", str(report.parent)]
+        subprocess.run([python, "-m", "launch.evaluate", "--suite", "generalisation", "--workdir", str(workdir),
+                        *tiles], check=True, env=env, stdout=subprocess.DEVNULL)
     record = json.loads(report.read_text())
     gains = {f"{r['brain']}/{r['case']}": {k: r[k] for k in ("gain_psnr_fit", "gain_ssim", "gain_psnr",
                                                              "texture_ratio", "periodic_ratio", "goals_met")}
              for r in record["comparison"]}
-    return {"lever": lever, "seed": seed, "overrides": list(lever_overrides(lever)), "gains": gains,
+    return {"lever": lever, "seed": seed, "tile": tile or "default", "overrides": list(lever_overrides(lever)),
+            "gains": gains,
             "all_goals_met": record["all_goals_met"], **json.loads(timing.read_text())}
 
 
@@ -131,6 +139,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--root", default="runs/levers")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--tile", default=None, help="enhance with tiles of at most X,Y,Z LF voxels "
+                        "(default: launch.evaluate's); the report goes to generalisation_tile<X>")
     parser.add_argument("--existing_only", action="store_true",
                         help="collect the finished (lever, seed) runs only; train and evaluate nothing")
     args = parser.parse_args()
@@ -140,8 +150,8 @@ def main() -> None:
     pairs = [(lever, int(seed)) for lever in levers for seed in args.seeds.split(",")]
     if args.existing_only:
         pairs = [(lever, seed) for lever, seed in pairs
-                 if (root / lever / f"seed{seed}" / "generalisation" / "generalisation.json").exists()]
-    runs = [run_one(lever, seed, root, sys.executable) for lever, seed in pairs]
+                 if (root / lever / f"seed{seed}" / report_dir(args.tile) / "generalisation.json").exists()]
+    runs = [run_one(lever, seed, root, sys.executable, args.tile) for lever, seed in pairs]
     summarised = summary(runs)
     emit({"command": command_line(sys.argv), "summary": summarised, "runs": runs, "ranges": ranges(runs)},
          args.out)

@@ -26,8 +26,9 @@ from typing import Callable, NoReturn, Sequence
 
 from absl import flags
 
-from iqt import compile_cache
+from iqt import compile_cache, interrupts
 from iqt.errors import UserError
+from iqt.interrupts import Terminated
 
 USAGE_ERROR = 2
 TERMINATED = 128 + signal.SIGTERM
@@ -57,14 +58,6 @@ def print_help() -> None:
     doc = (getattr(sys.modules.get("__main__"), "__doc__", None) or "").strip()
     shared = flags.FLAGS.module_help(__name__).strip()   # --compilation_cache, on every command
     print("\n\n".join(part for part in (doc, flags.FLAGS.main_module_help().strip(), shared) if part))
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so that `finally` blocks (temporary files) run."""
-
-
-def _raise_terminated(signum, frame) -> None:
-    raise Terminated
 
 
 def flag_error_line(error: Exception) -> str:
@@ -123,8 +116,7 @@ def run(main: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None
     if any(arg in HELP_FLAGS for arg in argv[1:]):
         print_help()
         raise SystemExit(0)
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _raise_terminated)
+    interrupts.install()
     quiet_library_logs()
     try:
         if config_dir is not None:
@@ -145,6 +137,7 @@ def run(main: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None
     compile_cache.enable(_COMPILATION_CACHE.value)
     try:
         main(remaining)
+        interrupts.raise_if_received()   # a signal whose exception a callback dropped
     except UserError as e:
         _exit_now(str(e))
     except Terminated:

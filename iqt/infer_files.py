@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
 from iqt import figures
-from iqt.data.nifti import (NIFTI_SUFFIXES, check_same_grid, find_slice_axis, hf_affine_from_lf, load_volume,
-                            save_volume, voxel_sizes_from_affine)
+from iqt.data.nifti import (MASK_SUFFIX, NIFTI_SUFFIXES, check_same_grid, find_slice_axis, hf_affine_from_lf,
+                            load_volume, save_volume, voxel_sizes_from_affine)
 from iqt.errors import UserError
 from iqt.inference import Predictor, enhance_lf
+from iqt.io_utils import check_not_inputs
 from iqt.interpolation import interpolate_slices
 from iqt.orientation import Reorientation
 from iqt.tiling import DEFAULT_TILE_LF, check_tile_size
@@ -33,8 +34,7 @@ def figure_path(output: str | os.PathLike) -> Path:
 def _check_output(input_path: Path, output_path: Path) -> None:
     if not output_path.name.endswith(NIFTI_SUFFIXES):
         raise UserError(f"output {output_path} must end in .nii or .nii.gz")
-    if output_path.resolve() == input_path.resolve():
-        raise UserError(f"output {output_path} is the input itself; choose another name")
+    check_not_inputs({"output": output_path, "output figure": figure_path(output_path)}, [input_path])
 
 
 def load_reference(path: str | os.PathLike, lf_volume, slice_axis: int, factor: int) -> np.ndarray:
@@ -103,8 +103,14 @@ def enhance_file(input_path: str | os.PathLike, output_path: str | os.PathLike, 
     return output_path
 
 
+def _is_scan(path: Path) -> bool:
+    """A NIfTI file that is not a side file of `launch.prepare` (a brain mask, `SCAN_brainmask.nii.gz`)."""
+    stem = next((path.name[:-len(s)] for s in NIFTI_SUFFIXES if path.name.endswith(s)), None)
+    return path.is_file() and stem is not None and not stem.endswith(MASK_SUFFIX)
+
+
 def _nifti_files(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(NIFTI_SUFFIXES))
+    files = sorted(p for p in folder.iterdir() if _is_scan(p))
     if not files:
         raise UserError(f"input folder {folder} holds no .nii or .nii.gz file (DICOM files? convert the "
                         f"series with python -m launch.prepare first)")
@@ -149,24 +155,46 @@ def check_input(path: Path, slice_axis: int | None, mask_path: str | os.PathLike
                       allow_spacing_mismatch=allow_spacing_mismatch, name=f"input {path}")
 
 
-def for_each_input(pairs: list[tuple[Path, Path]], work: Callable[[Path, Path], Path]) -> list[Path]:
-    """Runs `work(input, output)` on every pair; an input that fails does not stop the others.
+def check_inputs(pairs: list[tuple[Path, Path]], check: Callable[[Path], list[str]]
+                 ) -> tuple[list[tuple[Path, Path]], list[str], list[str]]:
+    """(the pairs whose input passes `check`, their warnings, the others as 'name: reason').
 
-    The inputs that failed with a `UserError` are reported together at the end,
-    as one `UserError` (so the command exits 2 after writing every good output).
+    A single input's `UserError` is raised as it is; with several, the bad
+    ones wait for `for_each_input` to report them after the good ones are done.
     """
-    written, failed = [], []
+    good, warnings, failed = [], [], []
     for source, target in pairs:
         try:
-            written.append(work(source, target))
+            warnings += check(source)
+            good.append((source, target))
         except UserError as e:
             if len(pairs) == 1:
                 raise
             failed.append(f"{source.name}: {e}")
+    return good, warnings, failed
+
+
+def for_each_input(pairs: list[tuple[Path, Path]], work: Callable[[Path, Path], object],
+                   failed: Sequence[str] = ()) -> list:
+    """Runs `work(input, output)` on every pair; an input that fails does not stop the others.
+
+    The inputs that failed with a `UserError`, and those already `failed`
+    ('name: reason'), are reported together at the end as one `UserError` (so the
+    command exits 2 after writing every good output). Returns what `work` returned.
+    """
+    done, failed = [], list(failed)
+    total = len(pairs) + len(failed)
+    for source, target in pairs:
+        try:
+            done.append(work(source, target))
+        except UserError as e:
+            if total == 1:
+                raise
+            failed.append(f"{source.name}: {e}")
     if failed:
-        raise UserError(f"{len(failed)} of {len(pairs)} inputs failed (the other {len(written)} outputs "
+        raise UserError(f"{len(failed)} of {total} inputs failed (the other {len(done)} outputs "
                         f"were written): " + "; ".join(failed))
-    return written
+    return done
 
 
 def enhance_files(inputs: list[str], output: str, workdir: str | os.PathLike, *, checkpoint: str = "best",
@@ -194,8 +222,10 @@ def enhance_files(inputs: list[str], output: str, workdir: str | os.PathLike, *,
         raise UserError(f"--batch_size must be a positive integer, got {batch_size!r}")
     tile_lf = check_tile_size(tile_lf)
     grid = training_grid(workdir)
-    warnings = [w for source, _ in pairs for w in check_input(
-        source, slice_axis, mask_path, grid=grid, allow_spacing_mismatch=allow_spacing_mismatch, prepare=prepare)]
+    pairs, warnings, failed = check_inputs(pairs, lambda source: check_input(
+        source, slice_axis, mask_path, grid=grid, allow_spacing_mismatch=allow_spacing_mismatch, prepare=prepare))
+    if not pairs:
+        for_each_input([], None, failed)   # every input failed its checks: the report, no network loaded
     predictor, backend, precision = open_predictor(workdir, checkpoint, backend, threads=threads,
                                                    precision=precision, factor=factor)
     print(f"network: {workdir}, run by {backend} in {precision}", flush=True)
@@ -204,4 +234,4 @@ def enhance_files(inputs: list[str], output: str, workdir: str | os.PathLike, *,
         source, target, predictor, slice_axis=slice_axis, mask_path=mask_path, batch_size=batch_size,
         tile_lf=tile_lf, progress=progress, reference_path=reference_path,
         prepared=infer_hook.prepare_for(source, target, mask_path, grid, slice_axis, sequence,
-                                        allow_spacing_mismatch) if prepare else None))
+                                        allow_spacing_mismatch) if prepare else None), failed)

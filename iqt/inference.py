@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from iqt.data.normalization import brain_mask, lf_scale
 from iqt.errors import UserError
+from iqt.interrupts import raise_if_received
 from iqt.interpolation import interpolate_slices
 from iqt.tiling import (DEFAULT_MARGIN_LF, DEFAULT_TILE_LF, TilePlan, grow_tile, iter_tile_batches, iter_tiles,
                         plan_tiles)
@@ -51,6 +52,7 @@ def enhance_volume(lf: np.ndarray, predict_fn: PredictFn, factor: int, *, tile_l
     bar = tqdm(total=plan.num_tiles, unit="tile", desc="enhance", disable=not progress, leave=False)
     for batch, tiles in iter_tile_batches(padded, iter_tiles(plan, factor), batch_size):
         predicted = np.asarray(predict_fn(batch), dtype=np.float32)
+        raise_if_received()   # a signal dropped inside the runtime's callbacks still stops here
         expected = (batch.shape[0], *batch.shape[1:3], batch.shape[3] * factor)
         if predicted.shape != expected:
             raise ValueError(f"predict_fn returned shape {predicted.shape}, expected {expected}")

@@ -13,9 +13,10 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping, Sequence
 
 from iqt.errors import UserError
+from iqt.interrupts import raise_if_received
 
 
 class WriteError(UserError, OSError):
@@ -66,6 +67,20 @@ def check_output_file(path: str | os.PathLike, name: str = "output") -> None:
     check_writable_folder(path.parent, name)
 
 
+def check_not_inputs(outputs: Mapping[str, str | os.PathLike], inputs: Sequence[str | os.PathLike]) -> None:
+    """Before any work: no output is a symbolic link (a write would land where it points) or one of
+    the `inputs` (by path or as the same file). `outputs`: {what it is: path}."""
+    existing = [Path(i) for i in inputs if i is not None and Path(i).exists()]
+    for what, path in outputs.items():
+        path = Path(path).expanduser()
+        if path.is_symlink():
+            raise WriteError(f"{what} {path} is a symbolic link (to {os.readlink(path)}); give a plain path")
+        same = [i for i in existing if path.absolute() == i.absolute()
+                or (path.exists() and os.path.samefile(path, i))]
+        if same:
+            raise WriteError(f"{what} {path} is the input {same[0]}; choose another output name")
+
+
 def check_output_folder(path: str | os.PathLike, name: str = "output folder") -> None:
     """Before any work: `path` is a folder or can be made one, and is writable."""
     path = Path(path).expanduser()
@@ -107,6 +122,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        raise_if_received()   # a stopped command leaves no output
         os.chmod(tmp, _new_file_mode())
         os.replace(tmp, path)
     except WriteError:
@@ -115,6 +131,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise WriteError(f"could not write {path}: {_reason(e)}") from e
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_paths(paths: Sequence[str | os.PathLike]) -> Iterator[list[Path]]:
+    """`atomic_path` for a set of outputs: yields their temporary paths; all are put in place only
+    when the block succeeds, so an error (a full disk, a signal) leaves none of them."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(atomic_path(p)) for p in paths]
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -23,7 +23,11 @@ from iqt.errors import UserError
 def workdir_lock(workdir: str | os.PathLike, process_index: int = 0) -> Iterator[None]:
     """Holds an exclusive lock on the work directory for one process of a run."""
     path = Path(workdir) / f".lock.{process_index}"
-    handle = open(path, "a+")
+    try:
+        handle = open(path, "a+")
+    except OSError as e:   # a folder or an unwritable file where the lock belongs
+        raise UserError(f"cannot use the lock file {path} of this work directory ({e.strerror or e}); "
+                        f"remove it if no training run uses {workdir}") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -40,17 +40,15 @@ flags.mark_flags_as_required(["input", "output"])
 
 def main(argv: Sequence[str]) -> None:
     del argv
-    from pathlib import Path
-
     from iqt.data.nifti import load_volume
     from iqt.errors import UserError
+    from iqt.io_utils import check_not_inputs
     from iqt.prepare.dicom import read_scan
     from iqt.prepare.pipeline import output_paths, parse_steps, prepare_volume, write_prepared
     from iqt.prepare.spacing import TrainingGrid
 
     paths = output_paths(_OUTPUT.value)
-    if Path(_INPUT.value).exists() and paths["image"].resolve() == Path(_INPUT.value).resolve():
-        raise UserError(f"output {_OUTPUT.value} is the input itself; choose another name")
+    check_not_inputs({f"output ({what})": path for what, path in paths.items()}, [_INPUT.value, _MASK.value])
     steps = parse_steps(_STEPS.value)
     grid = TrainingGrid.from_workdir(_WORKDIR.value) if _WORKDIR.value else None
     if _WORKDIR.value and grid is None:

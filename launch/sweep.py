@@ -21,6 +21,7 @@ Axes: snr (0.25-4 × the mean), thickness (3-7 mm), contrast (WM-GM ±30 %), inp
 """
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -55,8 +56,11 @@ _OUT = flags.DEFINE_string("out", None, "Folder of the robustness report (--eval
 def _worker() -> tuple[int, int] | None:
     if not _WORKER.value:
         return None
-    i, _, n = _WORKER.value.partition("/")
-    return int(i), int(n)
+    match = re.fullmatch(r"(\d+)/(\d+)", _WORKER.value)
+    if match is None or not int(match.group(1)) < int(match.group(2)):
+        raise UserError(f"--worker must be I/N with 0 <= I < N (it is set by the sweep itself), "
+                        f"got {_WORKER.value}")
+    return int(match.group(1)), int(match.group(2))
 
 
 def sweep() -> None:
@@ -65,12 +69,12 @@ def sweep() -> None:
     if _CONFIG.value is None or not _SWEEP.value or not _WORKDIR.value:
         raise UserError("--config, --sweep and --workdir are required (or --evaluate_only)")
     seeds = spec.check_seeds(_SEEDS.value)
+    worker = _worker()
     the_sweep = spec.load_sweep(spec.resolve_sweep_file(_SWEEP.value, SHIPPED_SWEEPS))
     spec.check_sweep(the_sweep, _CONFIG.value, seeds)      # every setting × seed, before any folder is made
     workdir = io_utils.make_output_folder(_WORKDIR.value, "--workdir")
     cache_dir = runner.use_compilation_cache(workdir)
     jobs = runner.make_jobs(the_sweep, _CONFIG.value, seeds, workdir)
-    worker = _worker()
     if worker is not None:
         left = [j for j in jobs if not j.finished()]
         runner.run_jobs(runner.worker_share(left, *worker), the_sweep.test_settings, cache_dir,
@@ -98,6 +102,7 @@ def robustness() -> None:
         values = [float(v) for v in _VALUES.value] or None
     except ValueError:
         raise UserError(f"--values must be numbers, got {','.join(_VALUES.value)}") from None
+    rb.check_values(_AXIS.value, values or rb.AXES[_AXIS.value][0])
     out = Path(_OUT.value or Path(os.path.commonpath([str(Path(w).resolve()) for w in _WORKDIRS.value])) / "robustness")
     io_utils.check_output_folder(out, "--out")
     table = rb.evaluate_runs(_WORKDIRS.value, _AXIS.value, values)

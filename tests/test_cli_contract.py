@@ -163,6 +163,16 @@ CONTRACT_CASES = {
     "evaluate: out under a file": ("launch.evaluate", "--workdir", "{run:good}", "--out", f"{A_FILE}/e"),
     "export_template: out under a file": ("launch.export_template", "--out", f"{A_FILE}/t"),
     "build_data: data_dir under /proc": ("launch.build_data", "--data_dir", "/proc/iqt"),
+    "prepare: mask output is the --mask": ("launch.prepare", "--input", "{scan}", "--output", "{tmp}/p.nii.gz",
+                                           "--mask", "{copy:p_brainmask.nii.gz}", "--steps=brain"),
+    "prepare: mask output is the input": ("launch.prepare", "--input", "{copy:q_brainmask.nii.gz}",
+                                          "--output", "{tmp}/q.nii.gz", "--steps=brain"),
+    "prepare: output is a dangling link": ("launch.prepare", "--input", "{scan}", "--output",
+                                           "{link:p.nii.gz}", "--steps=brain"),
+    "infer: output is a dangling link": ("launch.infer", "--workdir", "{run:good}", "--input", "{scan}",
+                                         "--output", "{link:o.nii.gz}"),
+    "infer: figure would overwrite the input": ("launch.infer", "--workdir", "{run:good}", "--input",
+                                                "{copy:o.png}", "--output", "{tmp}/o.nii.gz"),
     "reader_study: out under a file": ("analysis.reader_study", "--scores",
                                        str(ROOT / "analysis/examples/example_scores_synthetic.csv"),
                                        "--out", f"{A_FILE}/r"),
@@ -174,6 +184,12 @@ RUN_CONFIGS = {"{}": lambda: "{}", "nosim": _no_sim, "eight": lambda: _tiny_conf
 def _fill(arg: str, tmp_path: Path, scan: Path) -> str:
     if arg.startswith("{run:"):
         return str(_fake_run(tmp_path, RUN_CONFIGS[arg[5:-1]]()))
+    if arg.startswith("{copy:"):   # a copy of the scan under this name
+        (tmp_path / arg[6:-1]).write_bytes(scan.read_bytes())
+        return str(tmp_path / arg[6:-1])
+    if arg.startswith("{link:"):   # a symbolic link to a file that does not exist
+        (tmp_path / arg[6:-1]).symlink_to(tmp_path / "elsewhere" / arg[6:-1])
+        return str(tmp_path / arg[6:-1])
     if arg == "{syntax}":
         (tmp_path / "broken.py").write_text("def get_config(:\n")
         return str(tmp_path / "broken.py")
@@ -184,14 +200,14 @@ def _fill(arg: str, tmp_path: Path, scan: Path) -> str:
 def test_every_command_keeps_the_contract(case, tmp_path, scan):
     module, *args = CONTRACT_CASES[case]
     args = [_fill(a, tmp_path, scan) for a in args]
-    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    before = {p: p.lstat().st_mtime_ns for p in tmp_path.rglob("*")}
     scan_bytes = scan.read_bytes()
     result = run_module(module, *args, cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-2000:]
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-2000:]
     assert "Traceback" not in result.stderr and result.stdout == ""
-    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before, "it wrote something"
+    assert {p: p.lstat().st_mtime_ns for p in tmp_path.rglob("*")} == before, "it wrote something"
     assert scan.read_bytes() == scan_bytes
 
 
@@ -247,3 +263,17 @@ def test_an_error_after_the_checkpoint_opens_is_still_the_only_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.splitlines() == [result.stderr.strip()] and "brain mask" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_export_template_keeps_a_file_it_did_not_write_and_reruns_where_it_did(tmp_path, scan):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "t1.nii.gz").write_bytes(scan.read_bytes())
+    result = run_module("launch.export_template", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and "t1.nii.gz" in result.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["t1.nii.gz"]
+    assert (tmp_path / "out" / "t1.nii.gz").read_bytes() == scan.read_bytes()
+    for _ in range(2):   # a second run over its own files is fine
+        result = run_module("launch.export_template", "--out", str(tmp_path / "fresh"), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "fresh").iterdir()) == ["csf.nii.gz", "gm.nii.gz", "t1.nii.gz",
+                                                                      "wm.nii.gz"]

@@ -25,6 +25,7 @@ from iqt.errors import UserError
 from iqt.io_utils import atomic_path, check_output_file
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
+MASK_SUFFIX = "_brainmask"   # a brain mask beside its scan: SCAN_brainmask.nii.gz (launch.prepare)
 
 GRID_TOLERANCE_MM = 1e-3
 MAX_VOXELS = 2**30           # a sane limit (4 GiB as float32); far beyond any brain MRI volume

@@ -30,6 +30,7 @@ import numpy as np
 
 from iqt.errors import UserError
 from iqt.inference import Predictor
+from iqt.marker_files import read_json_object
 
 PROBE_LF = (128, 128, 8)   # LF voxels of the probe tile, rounded up to the network's input multiple
 CACHE_ENV = "IQT_CPU_BACKEND_CACHE"   # a JSON file instead of the default (`cache_path`)
@@ -74,10 +75,9 @@ def seconds_per_call(predictor: Predictor, lf: np.ndarray, repeats: int = 2) -> 
 
 
 def _read(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
+    """The cache's entries that are objects; a damaged file is set aside (`iqt.marker_files`)."""
+    cache = read_json_object(path) or {}
+    return {key: entry for key, entry in cache.items() if isinstance(entry, dict)}
 
 
 def _write(path: Path, cache: dict) -> None:

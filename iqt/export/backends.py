@@ -24,6 +24,7 @@ its PSNR and SSIM against the truth within 0.02 dB and 0.001
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -136,12 +137,24 @@ def check_precision(precision: str, backend: str) -> str:
 
 # --- runtimes ---------------------------------------------------------------------------------
 
+def usable_threads(threads: int | None) -> int | None:
+    """`threads`, at most the cores this process may use (more only oversubscribes them; onnxruntime
+    given 100,000 grows by tens of MB a second and stops answering signals); None: the runtime's default."""
+    if not threads:
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if int(threads) > cores:
+        print(f"warning: --threads {threads} is more than the {cores} usable cores; using {cores}",
+              file=sys.stderr, flush=True)
+    return min(int(threads), cores)
+
+
 def onnxruntime_predict_fn(model_path: Path, threads: int | None = None, precision: str = "float32") -> PredictFn:
     """A `PredictFn` running the ONNX graph with onnxruntime's CPU provider (`threads`: default all cores)."""
     check_precision(precision, "onnxruntime")
     ort = runtime("onnxruntime")
     options = ort.SessionOptions()
-    options.intra_op_num_threads = int(threads or 0)
+    options.intra_op_num_threads = usable_threads(threads) or 0
     options.log_severity_level = 3
     session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
     return lambda lf: session.run(None, {"lf": np.ascontiguousarray(lf, np.float32)})[0]
@@ -157,7 +170,7 @@ def openvino_predict_fn(model_path: Path, threads: int | None = None, precision:
               file=sys.stderr, flush=True)
     config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
     if threads:
-        config["INFERENCE_NUM_THREADS"] = int(threads)
+        config["INFERENCE_NUM_THREADS"] = usable_threads(threads)
     model = core.read_model(str(model_path))
     compiled = {}
 
@@ -201,7 +214,37 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     if missing:
         raise UserError(f"{path} was not exported by python -m launch.export (no {META_PREFIX}{missing[0]} "
                         f"metadata)")
+    check_metadata(meta, path)
     return meta
+
+
+def check_metadata(meta: dict[str, str], path) -> None:
+    """The metadata's values parse: a factor ≥ 2, three positive input multiples, a config object
+    whose factor agrees, and the training voxels (when present) as positive sizes in mm."""
+    def bad(key: str, why: str) -> UserError:
+        return UserError(f"{path}: its {META_PREFIX}{key} metadata {why}; export it again with "
+                         f"python -m launch.export")
+
+    if not meta["factor"].strip().isdigit() or int(meta["factor"]) < 2:
+        raise bad("factor", f"is {meta['factor']!r}, not an integer ≥ 2")
+    multiple = meta["input_multiple"].split(",")
+    if len(multiple) != 3 or not all(m.strip().isdigit() and int(m) > 0 for m in multiple):
+        raise bad("input_multiple", f"is {meta['input_multiple']!r}, not three positive integers")
+    try:
+        config = config_of(meta, path)
+        config_factor = int(config.sim.factor)
+    except (UserError, AttributeError, KeyError, TypeError, ValueError):
+        raise bad("config", "is not a training config with sim.factor") from None
+    if config_factor != int(meta["factor"]):
+        raise bad("config", f"says ×{config_factor} where the factor says ×{meta['factor']}")
+    if "training_voxels_mm" in meta:
+        try:
+            voxels = json.loads(meta["training_voxels_mm"])
+            sizes = [float(voxels[k]) for k in ("in_plane", "hf_slice", "lf_slice")]
+        except (ValueError, TypeError, KeyError):
+            raise bad("training_voxels_mm", "is not an object of in_plane, hf_slice and lf_slice") from None
+        if not all(0 < s < 1e3 for s in sizes):
+            raise bad("training_voxels_mm", f"holds sizes {sizes} outside (0, 1000) mm")
 
 
 def config_of(meta: dict[str, str], path) -> object:

@@ -1,7 +1,8 @@
 """A scan in: a NIfTI file, or a folder holding one or more DICOM series.
 
 DICOM series are read with SimpleITK's `ImageSeriesReader` (GDCM sorts the
-slices by position). SimpleITK images live in LPS world coordinates with
+slices by position), after `iqt.prepare.dicom_geometry` has checked that the
+series is one regular stack of slices and that no slice file was left out. SimpleITK images live in LPS world coordinates with
 arrays indexed (z, y, x); a `Volume` is RAS with arrays indexed (x, y, z), so
 
     affine = diag(-1, -1, 1, 1) · [[direction · diag(spacing), origin], [0, 1]].
@@ -19,6 +20,7 @@ import SimpleITK as sitk
 
 from iqt.data.nifti import Volume, load_volume
 from iqt.errors import UserError
+from iqt.prepare.dicom_geometry import check_all_files_read, check_slice_geometry
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _DESCRIPTION, _NUMBER = "0008|103e", "0020|0011"
@@ -106,7 +108,11 @@ def choose_series(series: list[Series], choice: str | None, folder: Path) -> Ser
 def read_dicom_series(folder: str | os.PathLike, choice: str | None = None) -> tuple[Volume, Series]:
     """One DICOM series of `folder` as a `Volume` (and the `Series` read)."""
     folder = Path(folder)
-    series = choose_series(list_series(folder), choice, folder)
+    every_series = list_series(folder)
+    series = choose_series(every_series, choice, folder)
+    check_all_files_read(folder, [f for s in every_series for f in s.files])
+    with _quiet_itk():
+        check_slice_geometry(series.files, f"{series.label()} in {folder}")
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(list(series.files))
     try:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from iqt import figures
-from iqt.data.nifti import (NIFTI_SUFFIXES, Volume, check_same_grid, find_slice_axis, save_volume,
+from iqt.data.nifti import (MASK_SUFFIX, NIFTI_SUFFIXES, Volume, check_same_grid, find_slice_axis, save_volume,
                             voxel_sizes_from_affine)
 from iqt.errors import UserError
 from iqt.io_utils import atomic_write_text
@@ -146,7 +146,7 @@ def output_paths(output: str | os.PathLike) -> dict[str, Path]:
     if suffix is None:
         raise UserError(f"output {output} must end in .nii or .nii.gz")
     stem = output.name[:-len(suffix)]
-    return {"image": output, "mask": output.with_name(f"{stem}_brainmask{suffix}"),
+    return {"image": output, "mask": output.with_name(f"{stem}{MASK_SUFFIX}{suffix}"),
             "report": output.with_name(f"{stem}.json"), "figure": output.with_name(f"{stem}.png")}
 
 

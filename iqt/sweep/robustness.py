@@ -38,7 +38,22 @@ AXES = {   # axis: (default values, label of the x axis)
     "contrast": ((-0.3, -0.15, 0.0, 0.15, 0.3), "WM-GM contrast shift (fraction)"),
     "inplane_blur": ((0.0, 0.5, 1.0, 1.5, 2.0), "in-plane blur FWHM (mm)"),
 }
+VALID_RANGES = {   # axis: the lowest and highest value it takes (both included)
+    "snr": (0.01, 100.0),        # a factor on the run's mean (SNR_WM, SNR_GM)
+    "thickness": (0.5, 20.0),    # slice thickness, mm
+    "contrast": (-0.9, 0.9),     # fraction of the WM-GM contrast added (−1 would remove it)
+    "inplane_blur": (0.0, 10.0),  # in-plane Gaussian FWHM, mm
+}
 METHODS = ("IQT", "cubic")
+
+
+def check_values(axis: str, values: Sequence[float]) -> None:
+    """Every value of `axis` is finite and within `VALID_RANGES[axis]`; a `UserError` otherwise."""
+    low, high = VALID_RANGES[axis]
+    bad = [v for v in values if not (np.isfinite(v) and low <= v <= high)]
+    if bad:
+        raise UserError(f"--values {', '.join(f'{v:g}' for v in bad)} outside the range of --axis {axis}: "
+                        f"{low:g} to {high:g} ({AXES[axis][1]})")
 
 
 def _variant(axis: str, value: float, sim: ml_collections.ConfigDict) -> Callable[[ml_collections.ConfigDict], None]:
@@ -100,6 +115,7 @@ def evaluate_runs(workdirs: Sequence[str | os.PathLike], axis: str, values: Sequ
     from iqt.inference import enhance_lf, load_predictor
 
     values = AXES[axis][0] if values is None and axis in AXES else values
+    check_values(axis, values)
     frames = []
     for i, workdir in enumerate(workdirs):
         predictor, config = load_predictor(workdir, checkpoint)

@@ -31,6 +31,7 @@ from iqt import checkpoint_reading, config_io
 from iqt.cli import Terminated
 from iqt.errors import UserError
 from iqt.io_utils import atomic_write_text
+from iqt.marker_files import read_json_object
 from iqt.metric_writers import read_jsonl
 from iqt.sweep.spec import Setting, Sweep
 
@@ -56,11 +57,12 @@ class Job:
         return hashlib.sha256(config_io.to_json(self.config).encode()).hexdigest()[:16]
 
     def finished(self) -> bool:
-        """Whether the marker exists; a marker of another config is an error, not a skip."""
-        marker = self.workdir / MARKER
-        if not marker.exists():
+        """Whether the marker exists; a marker of another config is an error, not a skip; a damaged
+        marker is set aside (`iqt.marker_files`), so the job's evaluation runs again."""
+        record = read_json_object(self.workdir / MARKER)
+        if record is None:
             return False
-        if json.loads(marker.read_text()).get("config_sha256") != self.fingerprint():
+        if record.get("config_sha256") != self.fingerprint():
             raise UserError(f"{self.workdir} was finished with a different config; use a new --workdir "
                             f"or delete that folder")
         return True

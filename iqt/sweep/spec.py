@@ -16,6 +16,7 @@ pass `iqt.config_check.check_run_config`.
 from __future__ import annotations
 
 import dataclasses
+import importlib.machinery
 import importlib.util
 import itertools
 import re
@@ -27,6 +28,7 @@ import ml_collections
 from iqt import evaluation
 from iqt.config_check import check_run_config, check_seed
 from iqt.errors import UserError
+from iqt.interrupts import raise_if_received
 
 SWEEP_KEYS = ("settings", "grid", "overrides", "test_settings")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=,+-]*")   # a folder name on every file system
@@ -82,6 +84,8 @@ def _grid_settings(grid: Mapping[str, Sequence[Any]]) -> list[Setting]:
     if not isinstance(grid, Mapping) or not grid:
         raise UserError("the sweep's grid is empty: give at least one field and its values")
     for path, values in grid.items():
+        if not isinstance(path, str):
+            raise UserError(f"the sweep's grid keys must be config paths such as 'sim.noise', got {path!r}")
         if not isinstance(values, (list, tuple)) or not values:
             raise UserError(f"the sweep's grid has no values for {path!r}")
     paths = list(grid)
@@ -102,14 +106,16 @@ def _listed_settings(settings: Sequence) -> list[Setting]:
 
 
 def _load_module(path: Path):
-    spec = importlib.util.spec_from_file_location(f"iqt_sweep_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
+    """`get_sweep()` of the Python file `path`, whatever its name ends with."""
+    loader = importlib.machinery.SourceFileLoader(f"iqt_sweep_{path.stem}", str(path))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
     try:
-        spec.loader.exec_module(module)
+        loader.exec_module(module)
         return module.get_sweep()
     except AttributeError as e:
         raise UserError(f"sweep file {path}: {' '.join(str(e).split())} (it must define get_sweep())") from None
-    except Exception as e:   # a sweep file that does not run: its error in one line
+    except (Exception, SystemExit, KeyboardInterrupt) as e:   # a sweep file that does not run: one line
+        raise_if_received()   # a real Ctrl-C or SIGTERM stops the command as such
         raise UserError(f"cannot load sweep file {path}: {type(e).__name__}: {' '.join(str(e).split())}") from None
 
 
@@ -144,7 +150,11 @@ def load_sweep(path: str | Path) -> Sweep:
     if duplicates:
         raise UserError(f"sweep file {path}: setting name(s) used twice: {', '.join(duplicates)}")
     test_settings = evaluation.check_settings(raw.get("test_settings", evaluation.DEFAULT_SETTINGS))
-    return Sweep(path.stem, tuple(settings), dict(raw.get("overrides", {})), test_settings)
+    overrides = raw.get("overrides", {})
+    if not isinstance(overrides, Mapping) or not all(isinstance(k, str) for k in overrides):
+        raise UserError(f"sweep file {path}: 'overrides' must be a dict of config paths to values, "
+                        f"got {type(overrides).__name__}")
+    return Sweep(path.stem, tuple(settings), dict(overrides), test_settings)
 
 
 def check_seeds(seeds: Sequence[str | int]) -> tuple[int, ...]:

@@ -178,3 +178,53 @@ def test_analysis_stands_alone():
                             text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_scores_file_with_nul_bytes_is_refused(tmp_path):
+    scores = _small_scores(tmp_path)
+    text = scores.read_bytes()
+    scores.write_bytes(text[:200] + b"\0\0" + text[200:])
+    result = _python_m("analysis.reader_study", "--scores", str(scores), "--out", str(tmp_path / "out"))
+    _assert_contract(result, "NUL bytes")
+    assert not (tmp_path / "out").exists()
+
+
+SIGTERM_WHILE_STAGING = """
+import os, signal, sys
+from analysis._cli import ArgumentParser, run, staged_output_dir
+
+def main(args):
+    with staged_output_dir(args.out) as staging:
+        (staging / "summary.csv").write_text("partial")
+        os.kill(os.getpid(), signal.SIGTERM)
+        signal.pause()
+
+parser = ArgumentParser()
+parser.add_argument("--out")
+run(main, parser, sys.argv[1:])
+"""
+
+
+def test_sigterm_while_staging_leaves_no_staging_folder_and_no_output(tmp_path):
+    out = tmp_path / "results"
+    result = subprocess.run([sys.executable, "-c", SIGTERM_WHILE_STAGING, "--out", str(out)], cwd=REPO,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 143 and result.stderr.strip() == "terminated", result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reader_study_never_replaces_its_scores_or_a_folder_named_like_an_output(tmp_path):
+    out = tmp_path / "results"
+    out.mkdir()
+    scores = out / "summary.csv"
+    scores.write_bytes(_small_scores(tmp_path).read_bytes())
+    kept = scores.read_bytes()
+    _assert_contract(_python_m("analysis.reader_study", "--scores", str(scores), "--out", str(out)),
+                     "is where the output summary.csv goes")
+    assert scores.read_bytes() == kept
+    other = tmp_path / "other"
+    (other / "report.md").mkdir(parents=True)
+    _assert_contract(_python_m("analysis.reader_study", "--scores", str(_small_scores(tmp_path)), "--out",
+                               str(other)), "folder report.md")
+    assert [p.name for p in other.iterdir()] == ["report.md"]

@@ -87,6 +87,12 @@ def _bad_manifest(root: Path, synth, problem: str) -> Path:
         lines[3] = lines[3].replace("s02,", "s01,", 1)
     elif problem == "header":
         lines[0] = lines[0].replace(",csf", ",csf_map")
+    elif problem == "unknown_column":
+        lines = [lines[0] + ",age"] + [line + ",31" for line in lines[1:]]
+    elif problem == "extra_field":
+        lines[2] += ",oops"
+    elif problem == "odd_subject":
+        lines[2] = lines[2].replace("s01,", "../s 01,", 1)
     elif problem == "no_validation":
         lines = [line.replace(",validation", ",test") for line in lines]
     elif problem == "corrupt":
@@ -100,6 +106,9 @@ def _bad_manifest(root: Path, synth, problem: str) -> Path:
     ("bad_split", r"line 3 \(subject s01\): split 'training' is not one of"),
     ("duplicate", r"line 4: subject s01 is listed again \(first on line 3\)"),
     ("header", r"line 1: header lacks column\(s\) csf"),
+    ("unknown_column", r"line 1: header has unknown column\(s\) age"),
+    ("extra_field", r"line 3: 1 field\(s\) more than the header's 6"),
+    ("odd_subject", r"line 3: subject id '\.\./s 01' is not a plain name"),
     ("no_validation", r"has no row with split 'validation'; at least one is needed for training's validation"),
     ("corrupt", r"line 3: subject s01 CSF map .*c3t1\.nii is not a readable NIfTI"),
 ])
@@ -174,6 +183,11 @@ def test_hcp_missing_download_explains(tmp_path):
     config.manual_dir, config.data_dir = str(tmp_path / "nothing"), str(tmp_path / "tfds")
     with pytest.raises(UserError, match="does not exist.*data use agreement"):
         ensure_built(config)
+    (tmp_path / "empty").mkdir()
+    config.manual_dir = str(tmp_path / "empty")
+    with pytest.raises(UserError, match="is empty.*data use agreement"):
+        ensure_built(config)
+    assert not (tmp_path / "tfds").exists()   # no lock file, no folder
 
 
 def test_lemon_flair_masked_by_tissue(tmp_path, synth):
@@ -292,3 +306,16 @@ def test_concurrent_first_use_builds_once(tmp_path, synth):
         t.join()
     assert not errors and results == [2, 2, 2]
     assert len(list((tmp_path / "tfds").rglob("dataset_info.json"))) == 1
+
+
+def test_a_builder_of_an_unbuilt_dataset_leaves_nothing_in_the_system_temp_folder(tmp_path, monkeypatch):
+    import tempfile
+    from iqt.data.datasets import make_builder
+    system_temp = tmp_path / "system_temp"
+    system_temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_temp))
+    config = default_config()
+    config.data_dir = str(tmp_path / "data")
+    make_builder(config)
+    assert list(system_temp.iterdir()) == []
+    assert tempfile.gettempdir() == str(system_temp)

@@ -56,12 +56,20 @@ def test_a_cached_choice_builds_only_the_winner_and_another_network_is_timed_aga
     assert len(json.loads(cache.read_text())) == 2
 
 
-def test_a_damaged_cache_is_timed_again_and_rewritten(cache):
+@pytest.mark.parametrize("damage", ["{not json", "[1, 2]", '"text"', "null", "\xff\xfe", '{"k": [1]}'])
+def test_a_damaged_cache_is_set_aside_with_a_warning_and_timed_again(cache, damage, caplog):
     cache.parent.mkdir()
-    cache.write_text("{not json")
+    cache.write_bytes(damage.encode("latin-1"))
     built = []
     assert backend_choice.fastest(list(DELAYS), counting_build(built), {"network": "a"})[0] == "jax"
-    assert built == list(DELAYS) and json.loads(cache.read_text())
+    assert built == list(DELAYS)
+    assert json.loads(cache.read_text()).popitem()[1]["choice"] == "jax"
+    whole_file_damaged = damage != '{"k": [1]}'   # a bad entry alone is ignored, the rest kept
+    aside = cache.with_name(cache.name + ".damaged")
+    assert aside.exists() == whole_file_damaged
+    if whole_file_damaged:
+        assert aside.read_bytes() == damage.encode("latin-1")
+        assert sum("damaged" in r.getMessage() for r in caplog.records) == 1
 
 
 def test_one_candidate_or_a_forced_choice_times_nothing(cache, monkeypatch):

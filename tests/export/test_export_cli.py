@@ -137,6 +137,57 @@ def test_a_corrupt_onnx_file_is_one_line(exported, lf_file, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def _with_metadata(exported: Path, out: Path, **changes) -> Path:
+    """A copy of the exported network with some `iqt.*` metadata replaced (None: removed)."""
+    import onnx
+    model = onnx.load(str(exported))
+    props = {p.key: p.value for p in model.metadata_props}
+    for key, value in changes.items():
+        props.pop(f"iqt.{key}", None)
+        if value is not None:
+            props[f"iqt.{key}"] = value
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, props)
+    onnx.save(model, str(out))
+    return out
+
+
+DAMAGED_METADATA = {   # how the metadata is damaged: the words its one-line refusal must hold
+    "factor_word": ({"factor": "eight"}, "iqt.factor", "'eight'"),
+    "factor_one": ({"factor": "1"}, "iqt.factor", "≥ 2"),
+    "multiple": ({"input_multiple": "8,8"}, "iqt.input_multiple", "three positive"),
+    "config_empty": ({"config": ""}, "iqt.config", "export it again"),
+    "config_object_empty": ({"config": "{}"}, "iqt.config", "sim.factor"),
+    "config_list": ({"config": "[1, 2]"}, "iqt.config", "export it again"),
+    "config_other_factor": ({"config": json.dumps({"sim": {"factor": 4}})}, "iqt.config", "×4"),
+    "voxels_json": ({"training_voxels_mm": "{"}, "iqt.training_voxels_mm", "in_plane"),
+    "voxels_negative": ({"training_voxels_mm": json.dumps({"in_plane": 1, "hf_slice": 1, "lf_slice": -8})},
+                        "iqt.training_voxels_mm", "-8"),
+    "missing_key": ({"input_multiple": None}, "iqt.input_multiple", "not exported by"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED_METADATA))
+def test_damaged_onnx_metadata_is_one_user_error(exported, tmp_path, case):
+    pytest.importorskip("onnx")
+    from iqt.errors import UserError
+    from iqt.export import backends
+    changes, *words = DAMAGED_METADATA[case]
+    damaged = _with_metadata(exported, tmp_path / f"{case}.onnx", **changes)
+    with pytest.raises(UserError) as refusal:
+        backends.read_metadata(damaged)
+    assert all(word in str(refusal.value) for word in words), str(refusal.value)
+
+
+def test_damaged_onnx_metadata_stops_infer_in_one_line(exported, lf_file, tmp_path):
+    pytest.importorskip("onnx")
+    damaged = _with_metadata(exported, tmp_path / "damaged.onnx", factor="eight")
+    result = run_module("launch.infer", f"--model={damaged}", f"--input={lf_file}",
+                        f"--output={tmp_path / 'out' / 'x.nii.gz'}")
+    assert_user_error(result, "damaged.onnx", "iqt.factor")
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_onnx_of_another_factor_is_refused(exported, lf_file, tmp_path):
     pytest.importorskip("onnx")
     result = run_module("launch.infer", f"--model={exported}", "--factor=4", f"--input={lf_file}",
@@ -162,3 +213,16 @@ def test_launch_export_errors_are_one_line(run, tmp_path):
     assert_user_error(run_module("launch.export", f"--workdir={workdir}", "--checkpoint=99",
                                  f"--output={tmp_path / 'm.onnx'}"), "99")
     assert not any(tmp_path.iterdir())
+
+
+def test_an_existing_network_file_is_replaced_only_with_overwrite(run, exported, tmp_path):
+    workdir, _ = run
+    existing = tmp_path / "mine.onnx"
+    existing.write_bytes(b"a network of mine")
+    assert_user_error(run_module("launch.export", f"--workdir={workdir}", "--checkpoint=latest",
+                                 f"--output={existing}"), "exists", "--overwrite")
+    assert existing.read_bytes() == b"a network of mine"
+    result = run_module("launch.export", f"--workdir={workdir}", "--checkpoint=latest", f"--output={existing}",
+                        "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert existing.read_bytes() == exported.read_bytes()

@@ -202,3 +202,33 @@ def test_bfloat16_elsewhere_than_openvino_is_a_user_error(backend):
     with pytest.raises(UserError, match="bfloat16 runs only with OpenVINO" if backend != "no_such" else "precision"):
         backends.check_precision("bfloat16" if backend != "no_such" else "float16", backend)
     assert backends.check_precision("float32", backend) == "float32"
+
+
+def test_runtime_threads_are_capped_at_the_usable_cores(monkeypatch, capsys):
+    monkeypatch.setattr(backends.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert backends.usable_threads(None) is None
+    assert backends.usable_threads(1) == 1 and capsys.readouterr().err == ""
+    assert backends.usable_threads(100_000) == 2
+    assert "100000 is more than the 2 usable cores" in capsys.readouterr().err
+
+
+def test_onnxruntime_runs_with_the_capped_thread_count(monkeypatch, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    seen = {}
+    real_session = ort.InferenceSession
+
+    def session(path, options, providers):
+        seen["threads"] = options.intra_op_num_threads
+        return real_session(path, options, providers=providers)
+
+    monkeypatch.setattr(ort, "InferenceSession", session)
+    monkeypatch.setattr(backends.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    config = default_config()
+    config.base_features, config.levels = 2, 2
+    model = create_model(config, 4)
+    lf = np.zeros((1, *input_multiple(config, 4), 1), np.float32)
+    variables = model.init(jax.random.key(0), lf, train=False)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(build_model(variables, config, 4).SerializeToString())
+    backends.onnxruntime_predict_fn(path, threads=100_000)
+    assert seen["threads"] == 2

@@ -90,3 +90,29 @@ def test_evaluate_run_writes_the_report(run, tmp_path, monkeypatch):
     assert borders and np.isfinite(table["seam"]).all()
     assert {p.name for p in (tmp_path / "report").iterdir()} == {"evaluation.csv", "evaluation.md",
                                                                 "evaluation.png", "cut_mean.png"}
+
+
+def test_a_folder_with_bad_files_and_masks_is_enhanced_completely_and_the_bad_reported_at_the_end(run, tmp_path):
+    from iqt.errors import UserError
+    from iqt.infer_files import enhance_files
+    workdir, _, _ = run
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    affine = np.diag([-0.9, 0.9, 7.0, 1.0])
+    data = np.zeros((22, 20, 5), np.float32)
+    data[3:19, 4:16, :] = np.random.default_rng(5).uniform(100, 400, (16, 12, 5))
+    for name in ("a.nii.gz", "b.nii"):
+        nib.save(nib.Nifti1Image(data, affine), folder / name)
+    nib.save(nib.Nifti1Image((data > 0).astype(np.uint8), affine), folder / "a_brainmask.nii.gz")
+    nib.save(nib.Nifti1Image(np.stack([data, data], -1), affine), folder / "c_4d.nii.gz")
+    nan = data.copy()
+    nan[5, 5, 2] = np.nan
+    nib.save(nib.Nifti1Image(nan, affine), folder / "d_nan.nii.gz")
+    (folder / "e_broken.nii.gz").write_bytes(b"not a nifti" * 50)
+    with pytest.raises(UserError) as report:
+        enhance_files([str(folder)], str(tmp_path / "out"), workdir, checkpoint="latest", progress=False,
+                      allow_spacing_mismatch=True)
+    message = str(report.value)
+    assert message.startswith("3 of 5 inputs failed (the other 2 outputs were written)"), message
+    assert all(name in message for name in ("c_4d.nii.gz", "d_nan.nii.gz", "e_broken.nii.gz"))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.nii.gz", "a.png", "b.nii", "b.png"]

@@ -92,5 +92,5 @@ def test_several_inputs_go_into_an_output_folder(tmp_path):
         plan_outputs([str(a), str(tmp_path / "in")], str(tmp_path / "out"))
     with pytest.raises(UserError, match="folder"):
         plan_outputs([str(a), str(b)], str(tmp_path / "x.nii.gz"))
-    with pytest.raises(UserError, match="itself"):
+    with pytest.raises(UserError, match="is the input"):
         plan_outputs([str(a)], str(a))

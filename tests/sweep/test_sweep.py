@@ -21,6 +21,7 @@ import pytest
 from scipy import stats
 
 from iqt import checkpoint_reading
+from tests.conftest import slow
 from tests.training.helpers import ROOT, train_env
 
 SEEDS = "0,1"
@@ -115,6 +116,7 @@ def _run_until(workdir: Path, first_step: int, signum: int) -> tuple[str, int]:
     return "".join(seen), proc.wait(timeout=120)
 
 
+@slow   # two interrupted sweeps and a rerun (about 35 s); a rerun that skips finished jobs runs always
 def test_sigterm_and_sigkill_during_a_setting_then_a_rerun_gives_the_uninterrupted_table(swept, tmp_path):
     workdir, _ = swept
     killed = tmp_path / "tiny"
@@ -164,6 +166,10 @@ BAD_SWEEPS = {
     "empty grid": ('dict(grid={})', "grid is empty"),
     "empty values": ('dict(grid={"sim.noise": []})', "no values"),
     "empty settings": ('dict(settings=[])', "settings are empty"),
+    "grid as a list": ('dict(grid=[("sim.noise", ["rician"])])', "grid is empty"),
+    "grid key not a path": ('dict(grid={1: [2]})', "config paths"),
+    "overrides as a list": ('dict(settings=[("a", {})], overrides=[("train.num_steps", 2)])', "'overrides' must"),
+    "overrides as a string": ('dict(settings=[("a", {})], overrides="train.num_steps=2")', "'overrides' must"),
     "name used twice": ('dict(settings=[("a", {"sim.noise": "rician"}), ("a", {"sim.noise": "gaussian"})])',
                         "used twice"),
     "bad value": ('dict(settings=[("a", {"sim.deterministic": "yes"})])', "does not fit"),
@@ -187,6 +193,24 @@ def test_a_bad_sweep_file_is_a_user_error_naming_the_fault(case, tmp_path):
         spec.check_sweep(spec.load_sweep(_bad_sweep(tmp_path, case)), demo.get_config("tiny"), (0, 1))
 
 
+BROKEN_FILES = {   # a whole sweep file that does not load: the words of its one-line refusal
+    "not_python.txt": ("settings: a, b\n", "SyntaxError"),
+    "exits.py": ("import sys\nsys.exit(3)\n", "SystemExit"),
+    "interrupts.py": ("raise KeyboardInterrupt\n", "KeyboardInterrupt"),
+    "no_function.py": ("x = 1\n", "get_sweep"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_FILES))
+def test_a_sweep_file_that_does_not_load_is_a_user_error(name, tmp_path):
+    from iqt.errors import UserError
+    from iqt.sweep import spec
+    text, word = BROKEN_FILES[name]
+    (tmp_path / name).write_text(text)
+    with pytest.raises(UserError, match=word):
+        spec.load_sweep(tmp_path / name)
+
+
 def test_a_bad_sweep_file_is_one_error_line_before_anything_is_made(tmp_path):
     case = "unknown field"   # every case raises the same UserError (above); one through the command line
     workdir = tmp_path / "sweep"
@@ -196,3 +220,22 @@ def test_a_bad_sweep_file_is_one_error_line_before_anything_is_made(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and BAD_SWEEPS[case][1] in lines[0], result.stderr
     assert "Traceback" not in result.stderr and not workdir.exists()
+
+
+@pytest.mark.parametrize("flags, words", [
+    (("--worker=abc",), ("--worker must be I/N", "abc")),
+    (("--worker=2/2",), ("0 <= I < N",)),
+    (("--evaluate_only", "--axis=inplane_blur", "--values=-1"), ("--values -1", "0 to 10")),
+    (("--evaluate_only", "--axis=thickness", "--values=500"), ("--values 500", "slice thickness")),
+])
+def test_bad_worker_and_axis_values_are_one_line_before_any_work(tmp_path, flags, words):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text("{}")
+    workdir = tmp_path / "sweep"
+    result = run([sys.executable, "-m", "launch.sweep", "--config=demo:tiny", "--sweep=tiny", f"--workdir={workdir}",
+                  f"--workdirs={run_dir}", f"--out={tmp_path / 'out'}", *flags])
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert all(word in lines[0] for word in words), lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]

@@ -81,3 +81,35 @@ def test_inplane_blur_sets_the_fwhm(sim):
 def test_runs_of_a_sweep_are_seeds_of_their_setting(tmp_path):
     assert robustness.run_group(tmp_path / "stochastic" / "seed2") == ("stochastic", "seed2")
     assert robustness.run_group(tmp_path / "my_run") == ("my_run", "")
+
+
+@pytest.mark.parametrize("damage", [b"", b'{"config_sha', b"[1, 2]", b"\xff\xfe"])
+def test_a_damaged_finished_marker_is_set_aside_and_the_job_runs_again(tmp_path, damage, caplog):
+    from iqt.errors import UserError
+    from iqt.sweep import runner
+    sweep = spec.load_sweep(spec.resolve_sweep_file("tiny", SHIPPED))
+    job = runner.make_jobs(sweep, demo.get_config("tiny"), [0], tmp_path)[0]
+    marker = job.workdir / runner.MARKER
+    marker.parent.mkdir(parents=True)
+    marker.write_bytes(damage)
+    assert not job.finished()
+    assert not marker.exists() and marker.with_name(marker.name + ".damaged").read_bytes() == damage
+    assert sum("damaged" in r.getMessage() for r in caplog.records) == 1
+    marker.write_text(f'{{"config_sha256": "{job.fingerprint()}"}}')
+    assert job.finished()
+    marker.write_text('{"config_sha256": "another"}')
+    with pytest.raises(UserError, match="different config"):
+        job.finished()
+
+
+@pytest.mark.parametrize("axis, bad, good", [("snr", (-2.0, 0.0, float("nan")), (0.25, 4.0)),
+                                             ("thickness", (0.0, 500.0), (3.0, 7.0)),
+                                             ("contrast", (-1.0, 2.0), (-0.3, 0.3)),
+                                             ("inplane_blur", (-1.0, float("inf")), (0.0, 2.0))])
+def test_robustness_values_outside_their_axis_range_are_refused(axis, bad, good):
+    from iqt.errors import UserError
+    robustness.check_values(axis, good)
+    robustness.check_values(axis, robustness.AXES[axis][0])   # the defaults are valid
+    for value in bad:
+        with pytest.raises(UserError, match=f"--axis {axis}"):
+            robustness.check_values(axis, [value])

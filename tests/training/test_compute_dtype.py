@@ -16,6 +16,7 @@ import simulators
 from benchmarks.first_step import load_config, random_batch
 from iqt import train_step as ts
 from iqt.models import create_model, resolve_compute_dtype
+from tests.conftest import slow
 
 STEPS = 4
 RTOL_FIRST, RTOL = 1e-2, 2e-2
@@ -41,6 +42,7 @@ def losses_for(dtype: str) -> list[float]:
     return losses
 
 
+@slow   # two trainings (about 30 s); the bf16 layers are checked against float32 in tests/models
 def test_bfloat16_steps_follow_the_float32_steps():
     f32, bf16 = losses_for("float32"), losses_for("bfloat16")
     assert f32 != bf16                               # the dtype did change the arithmetic

@@ -3,6 +3,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from tests.conftest import slow
 from tests.training.helpers import run_train, train_losses
 
 COMMON = ("--config.train.checkpoint_every=2", "--config.train.eval_every=2")
@@ -13,6 +14,7 @@ def _final_params(workdir, step):
     return restored["params"]
 
 
+@slow   # the SIGKILL-and-resume test in tests/reliability checks the same equality, bitwise, in the suite
 def test_resumed_run_equals_uninterrupted_run(tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     run_train(straight, *COMMON, "--config.train.num_steps=4")

@@ -11,6 +11,7 @@ from iqt.data import splits
 from iqt.train import train_and_evaluate
 from iqt.interpolation import interpolate_slices
 from launch.configs import demo
+from tests.conftest import slow
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,7 @@ def _test_slab(config):
     return np.asarray(lf), np.asarray(simulators.hf_object(image, tissue, sim.lf_brain_threshold))
 
 
+@slow   # trains a network (about 45 s); tests/inference/test_end_to_end.py checks tiling with a random one
 def test_tile_thickness_and_batch_size_do_not_change_the_enhanced_volume(trained):
     predictor, config = trained
     lf, truth = _test_slab(config)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import io
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -92,8 +93,26 @@ def make_builder(data_config: ml_collections.ConfigDict) -> common.IqtBuilder:
     config = _builder_config(data_config)
     if config is not None and config.name in _names(DATASETS[name]):
         config = config.name  # TFDS wants the registered configs by name
-    return DATASETS[name](data_dir=str(data_dir(data_config)), config=config,
-                          file_format="array_record", source=source)
+    with _private_tempdir():
+        return DATASETS[name](data_dir=str(data_dir(data_config)), config=config,
+                              file_format="array_record", source=source)
+
+
+@contextlib.contextmanager
+def _private_tempdir() -> Iterator[None]:
+    """Python's temporary folder replaced by a private one, removed afterwards.
+
+    Constructing the builder of an unbuilt dataset makes TFDS create an empty
+    `tmp*tfds` folder in the system's temporary folder and never remove it
+    (`DatasetInfo.initialize_from_bucket` prepares for metadata from GCS even
+    with GCS disabled): one left behind per process and dataset.
+    """
+    with tempfile.TemporaryDirectory(prefix="iqt-tfds-") as folder:
+        previous, tempfile.tempdir = tempfile.tempdir, folder
+        try:
+            yield
+        finally:
+            tempfile.tempdir = previous
 
 
 def _check_source(builder: common.IqtBuilder) -> None:
@@ -129,6 +148,7 @@ def ensure_built(data_config: ml_collections.ConfigDict, *, progress: bool = Fal
     """
     builder = make_builder(data_config)
     if not _is_built(builder):
+        _check_manual_source(builder)   # before the lock: a refusal leaves no folder behind
         with _build_lock(builder):
             builder = make_builder(data_config)  # another process may have built it meanwhile
             if not _is_built(builder):
@@ -137,11 +157,15 @@ def ensure_built(data_config: ml_collections.ConfigDict, *, progress: bool = Fal
     return builder
 
 
+def _check_manual_source(builder: common.IqtBuilder) -> None:
+    """The manual-download folder of hcp/lemon exists and holds something (their instructions otherwise)."""
+    if builder.name in ("hcp", "lemon"):
+        common.nonempty_dir(Path(builder.source), f"{builder.name} manual-download",
+                            builder.MANUAL_DOWNLOAD_INSTRUCTIONS)
+
+
 def _build(builder: common.IqtBuilder, progress: bool) -> None:
     source = Path(builder.source)
-    if builder.name in ("hcp", "lemon"):
-        common.nonempty_dir(source, f"{builder.name} manual-download",
-                            builder.MANUAL_DOWNLOAD_INSTRUCTIONS)
     tfds.display_progress_bar(False)
     download_config = tfds.download.DownloadConfig(
         manual_dir=str(source) if source.is_dir() else None,

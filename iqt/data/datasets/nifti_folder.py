@@ -7,7 +7,8 @@ The manifest has a header and one row per subject:
 
 `image` is a skull-stripped HF image; `gm`, `wm`, `csf` its probability maps on
 the same grid (in [0, 1], or 0-255 integers); `split` is train, validation or
-test. Relative paths are relative to the manifest's folder. `--manual_dir`
+test; no other column is allowed, and a subject id is a plain name (letters,
+digits, ., _, -). Relative paths are relative to the manifest's folder. `--manual_dir`
 names the manifest file itself or a folder holding `manifest.csv`.
 
 Every problem is reported with the manifest line (the header is line 1), the
@@ -20,6 +21,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
+import re
 from pathlib import Path
 
 import tensorflow_datasets as tfds
@@ -31,6 +33,7 @@ from iqt.errors import UserError
 
 MANIFEST_NAME = "manifest.csv"
 COLUMNS = ("subject", "image", "gm", "wm", "csf", "split")
+SUBJECT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 FILE_COLUMNS = ("image", "gm", "wm", "csf")
 
 
@@ -60,7 +63,12 @@ def _check_row(raw: dict, line: int, where: str, base: Path) -> Row:
     blank = [c for c in COLUMNS if not (raw.get(c) or "").strip()]
     if blank:
         raise UserError(f"{prefix}: empty {', '.join(blank)} (every row needs {','.join(COLUMNS)})")
+    if raw.get(None):   # csv.DictReader's key for fields beyond the header
+        raise UserError(f"{prefix}: {len(raw[None])} field(s) more than the header's {len(COLUMNS)}")
     subject = raw["subject"].strip()
+    if not SUBJECT_PATTERN.fullmatch(subject):
+        raise UserError(f"{prefix}: subject id {subject!r} is not a plain name (letters, digits, '.', '_', "
+                        f"'-', starting with a letter or digit; it names the subject in the dataset)")
     split = raw["split"].strip()
     if split not in common.SPLITS:
         raise UserError(f"{prefix} (subject {subject}): split {split!r} is not one of "
@@ -84,9 +92,12 @@ def read_manifest(path: Path) -> list[Row]:
             reader = csv.DictReader(f)
             header = [h.strip() for h in (reader.fieldnames or [])]
             missing = [c for c in COLUMNS if c not in header]
-            if missing:
-                raise UserError(f"{where}, line 1: header lacks column(s) {', '.join(missing)}; "
-                                f"expected {','.join(COLUMNS)}, found {','.join(header) or 'nothing'}")
+            unknown = [c for c in header if c not in COLUMNS]
+            if missing or unknown:
+                fault = (f"lacks column(s) {', '.join(missing)}" if missing
+                         else f"has unknown column(s) {', '.join(unknown)}")
+                raise UserError(f"{where}, line 1: header {fault}; expected {','.join(COLUMNS)}, "
+                                f"found {','.join(header) or 'nothing'}")
             reader.fieldnames = header
             rows, seen = [], {}
             for raw in reader:
