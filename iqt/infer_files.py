@@ -18,7 +18,7 @@ from iqt.data.nifti import (MASK_SUFFIX, NIFTI_SUFFIXES, check_same_grid, find_s
                             load_volume, save_volume, voxel_sizes_from_affine)
 from iqt.errors import UserError
 from iqt.inference import Predictor, enhance_lf
-from iqt.io_utils import check_not_inputs
+from iqt.io_utils import atomic_paths, check_not_inputs
 from iqt.interpolation import interpolate_slices
 from iqt.orientation import Reorientation
 from iqt.tiling import DEFAULT_TILE_LF, check_tile_size
@@ -95,11 +95,13 @@ def enhance_file(input_path: str | os.PathLike, output_path: str | os.PathLike, 
     hf = enhance_lf(lf, predictor, None if mask is None else reorientation.apply(mask),
                     name=str(input_path), batch_size=batch_size, tile_lf=tile_lf, progress=progress)
     r = predictor.factor
-    save_volume(output_path, reorientation.invert(hf), hf_affine_from_lf(volume.affine, r, slice_axis=axis),
-                header=volume.header)
-    if figure:
-        save_figure(figure_path(output_path), input_path.name, lf, hf, r,
-                    reorientation.affine(volume.affine, volume.data.shape), truth)
+    outputs = [output_path, figure_path(output_path)] if figure else [output_path]
+    with atomic_paths(outputs) as temporary:   # the volume and its figure appear together, or neither
+        save_volume(temporary[0], reorientation.invert(hf), hf_affine_from_lf(volume.affine, r, slice_axis=axis),
+                    header=volume.header)
+        if figure:
+            save_figure(temporary[1], input_path.name, lf, hf, r,
+                        reorientation.affine(volume.affine, volume.data.shape), truth)
     return output_path
 
 

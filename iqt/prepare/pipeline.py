@@ -23,7 +23,7 @@ from iqt import figures
 from iqt.data.nifti import (MASK_SUFFIX, NIFTI_SUFFIXES, Volume, check_same_grid, find_slice_axis, save_volume,
                             voxel_sizes_from_affine)
 from iqt.errors import UserError
-from iqt.io_utils import atomic_write_text
+from iqt.io_utils import atomic_paths
 from iqt.prepare.bias import n4_correct
 from iqt.prepare.brain import extract_brain, head_mask
 from iqt.prepare.crosstalk import correct_crosstalk
@@ -167,9 +167,11 @@ def save_figure(path: str | os.PathLike, before: Volume, prepared: Prepared, tit
 def write_prepared(output: str | os.PathLike, before: Volume, prepared: Prepared) -> dict[str, Path]:
     """Writes the prepared image, its brain mask, the JSON report and the figure; returns their paths."""
     paths = output_paths(output)
-    save_volume(paths["image"], prepared.volume.data, prepared.volume.affine, header=prepared.volume.header)
-    save_volume(paths["mask"], prepared.mask.astype(np.float32), prepared.volume.affine,
-                header=prepared.volume.header)
-    atomic_write_text(paths["report"], json.dumps(prepared.report, indent=2) + "\n")
-    save_figure(paths["figure"], before, prepared, title=f"{paths['image'].name}: before and after preparation")
+    with atomic_paths(paths.values()) as temporary:   # all four files, or none
+        tmp = dict(zip(paths, temporary))
+        save_volume(tmp["image"], prepared.volume.data, prepared.volume.affine, header=prepared.volume.header)
+        save_volume(tmp["mask"], prepared.mask.astype(np.float32), prepared.volume.affine,
+                    header=prepared.volume.header)
+        tmp["report"].write_text(json.dumps(prepared.report, indent=2) + "\n")
+        save_figure(tmp["figure"], before, prepared, title=f"{paths['image'].name}: before and after preparation")
     return paths

@@ -94,3 +94,17 @@ def test_several_inputs_go_into_an_output_folder(tmp_path):
         plan_outputs([str(a), str(b)], str(tmp_path / "x.nii.gz"))
     with pytest.raises(UserError, match="is the input"):
         plan_outputs([str(a)], str(a))
+
+
+def test_a_failing_figure_leaves_no_volume_either(tmp_path, monkeypatch):
+    from iqt import infer_files
+
+    def disk_full(path, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(infer_files, "save_figure", disk_full)
+    path, _ = _scan(tmp_path)
+    nearest = Predictor(lambda lf: interpolate_slices(lf, FACTOR, order=0), FACTOR)
+    with pytest.raises(OSError):
+        enhance_file(path, tmp_path / "out" / "iqt.nii.gz", nearest, progress=False)
+    assert list((tmp_path / "out").iterdir()) == []
