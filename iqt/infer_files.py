@@ -7,6 +7,7 @@ the slice convention's affine, and a figure beside it.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Callable, Sequence
@@ -14,11 +15,12 @@ from typing import Callable, Sequence
 import numpy as np
 
 from iqt import figures
-from iqt.data.nifti import (MASK_SUFFIX, NIFTI_SUFFIXES, check_same_grid, find_slice_axis, hf_affine_from_lf,
-                            load_volume, save_volume, voxel_sizes_from_affine)
+from iqt.data.nifti import (MASK_SUFFIX, NIFTI_SUFFIXES, Volume, check_same_grid, find_slice_axis,
+                            hf_affine_from_lf, load_volume, save_volume, voxel_sizes_from_affine)
 from iqt.errors import UserError
 from iqt.inference import Predictor, enhance_lf
-from iqt.io_utils import atomic_paths, check_not_inputs
+from iqt.dicom_output import DicomTarget, plan_dicom_output, write_dicom_series
+from iqt.io_utils import atomic_paths, check_not_inputs, staged_folder
 from iqt.interpolation import interpolate_slices
 from iqt.orientation import Reorientation
 from iqt.tiling import DEFAULT_TILE_LF, check_tile_size
@@ -69,7 +71,7 @@ def enhance_file(input_path: str | os.PathLike, output_path: str | os.PathLike, 
                  slice_axis: int | None = None, mask_path: str | os.PathLike | None = None,
                  batch_size: int = 1, tile_lf=DEFAULT_TILE_LF, progress: bool = True,
                  figure: bool = True, reference_path: str | os.PathLike | None = None,
-                 prepared=None) -> Path:
+                 prepared=None, dicom: DicomTarget | None = None) -> Path:
     """Enhances one LF NIfTI file; writes the HF estimate (and OUT.png); returns the output path.
 
     Intensities and background: `enhance_lf` (the brain is the voxels > 0, or
@@ -78,6 +80,7 @@ def enhance_file(input_path: str | os.PathLike, output_path: str | os.PathLike, 
     orientation and header codes, and the affine of the slice convention.
     `reference_path`: the HF truth on the output's grid, shown in the figure.
     `prepared`: an `iqt.prepare.pipeline.Prepared` scan of `input_path` to enhance instead.
+    `dicom`: also write the output as a DICOM series derived from its source (`iqt.dicom_output`).
     """
     input_path, output_path = Path(input_path), Path(output_path)
     _check_output(input_path, output_path)
@@ -96,9 +99,14 @@ def enhance_file(input_path: str | os.PathLike, output_path: str | os.PathLike, 
                     name=str(input_path), batch_size=batch_size, tile_lf=tile_lf, progress=progress)
     r = predictor.factor
     outputs = [output_path, figure_path(output_path)] if figure else [output_path]
-    with atomic_paths(outputs) as temporary:   # the volume and its figure appear together, or neither
-        save_volume(temporary[0], reorientation.invert(hf), hf_affine_from_lf(volume.affine, r, slice_axis=axis),
-                    header=volume.header)
+    hf_volume = Volume(reorientation.invert(hf), hf_affine_from_lf(volume.affine, r, slice_axis=axis),
+                       volume.header)
+    with atomic_paths(outputs) as temporary, \
+            staged_folder(dicom.folder) if dicom else contextlib.nullcontext() as dicom_folder:
+        save_volume(temporary[0], hf_volume.data, hf_volume.affine, header=hf_volume.header)
+        if dicom:   # every output of the input appears together, or none
+            write_dicom_series(hf_volume, axis, dicom_folder, dicom.source, dicom.description(r),
+                               dicom.series_number())
         if figure:
             save_figure(temporary[1], input_path.name, lf, hf, r,
                         reorientation.affine(volume.affine, volume.data.shape), truth)
@@ -204,12 +212,14 @@ def enhance_files(inputs: list[str], output: str, workdir: str | os.PathLike, *,
                   tile_lf=DEFAULT_TILE_LF, progress: bool = True, allow_spacing_mismatch: bool = False,
                   prepare: bool = False, sequence: str = "T1w", reference_path: str | None = None,
                   backend: str = "jax", threads: int | None = None, precision: str = "auto",
-                  factor: int | None = None) -> list[Path]:
+                  factor: int | None = None, output_dicom: str | None = None,
+                  dicom_source: str | None = None) -> list[Path]:
     """`launch.infer`: checks every input, loads the network once, enhances each file.
 
     `workdir`: a training run or an exported `.onnx`; `backend`, `threads`, `precision`, `factor`:
     `iqt.export.run_export.open_predictor`. `prepare`: runs `launch.prepare`'s steps
-    on each input first, in memory (`iqt.prepare.infer_hook`).
+    on each input first, in memory (`iqt.prepare.infer_hook`). `output_dicom`: a new folder for the
+    output as a DICOM series derived from `dicom_source` (`iqt.dicom_output.plan_dicom_output`).
     """
     from iqt.export.run_export import open_predictor, training_grid
     from iqt.prepare import infer_hook
@@ -218,6 +228,9 @@ def enhance_files(inputs: list[str], output: str, workdir: str | os.PathLike, *,
         raise UserError("--mask applies to a single --input; enhance masked inputs one at a time")
     if reference_path is not None and len(pairs) > 1:
         raise UserError("--reference applies to a single --input; enhance inputs one at a time")
+    if output_dicom is not None and len(pairs) > 1:
+        raise UserError("--output_dicom applies to a single --input; enhance inputs one at a time")
+    dicom = None if output_dicom is None else plan_dicom_output(output_dicom, pairs[0][0], dicom_source)
     if reference_path is not None:
         load_volume(reference_path, name="HF reference")   # a clear error before the model loads
     if isinstance(batch_size, bool) or int(batch_size) < 1:
@@ -236,4 +249,4 @@ def enhance_files(inputs: list[str], output: str, workdir: str | os.PathLike, *,
         source, target, predictor, slice_axis=slice_axis, mask_path=mask_path, batch_size=batch_size,
         tile_lf=tile_lf, progress=progress, reference_path=reference_path,
         prepared=infer_hook.prepare_for(source, target, mask_path, grid, slice_axis, sequence,
-                                        allow_spacing_mismatch) if prepare else None), failed)
+                                        allow_spacing_mismatch) if prepare else None, dicom=dicom), failed)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
@@ -23,11 +24,16 @@ class WriteError(UserError, OSError):
     """An output could not be written: disk full, read-only, a path under a file, ..."""
 
 
-def _new_file_mode() -> int:
-    """The mode `open()` gives a new file: 0o666 less the process umask."""
+def _umask() -> int:
+    """The process umask (reading it means setting it, so set it back)."""
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+def _new_file_mode() -> int:
+    """The mode `open()` gives a new file: 0o666 less the process umask."""
+    return 0o666 & ~_umask()
 
 
 def _reason(error: OSError) -> str:
@@ -139,6 +145,33 @@ def atomic_paths(paths: Sequence[str | os.PathLike]) -> Iterator[list[Path]]:
     when the block succeeds, so an error (a full disk, a signal) leaves none of them."""
     with contextlib.ExitStack() as stack:
         yield [stack.enter_context(atomic_path(p)) for p in paths]
+
+
+@contextlib.contextmanager
+def staged_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yields an empty temporary folder beside `path` (which must be absent or an empty folder);
+    renames it to `path` when the block succeeds, removes it otherwise."""
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise WriteError(f"{path} exists and is not an empty folder; choose a new one")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as e:
+        raise WriteError(f"cannot write {path}: {_reason(e)}") from e
+    try:
+        yield tmp
+        raise_if_received()
+        os.chmod(tmp, 0o777 & ~_umask())
+        if path.exists():
+            path.rmdir()
+        os.rename(tmp, path)
+    except WriteError:
+        raise
+    except OSError as e:
+        raise WriteError(f"could not write {path}: {_reason(e)}") from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

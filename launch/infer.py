@@ -14,6 +14,8 @@ The output has r times as many slices, the input's orientation, header codes
 and intensity units; OUT.png beside it shows LF and IQT in three planes, or,
 with --reference HF.nii.gz (the HF truth on the output's grid), LF, cubic-spline
 interpolation along the slices, IQT and the truth, in the truth's intensity window.
+--output_dicom DIR also writes it as a DICOM series for PACS, derived from the source
+series (--dicom_source FOLDER, or the one launch.prepare's report beside the input names).
 """
 from __future__ import annotations
 
@@ -59,6 +61,10 @@ _TILE = flags.DEFINE_list("tile", ",".join(map(str, DEFAULT_TILE_LF)), "Largest 
                          "benchmarks/inference.py); the output does not depend on it.")
 _REFERENCE = flags.DEFINE_string("reference", None, "Optional HF truth on the output's grid (one --input): "
                                  "OUT.png then shows LF | cubic | IQT | truth.")
+_OUTPUT_DICOM = flags.DEFINE_string("output_dicom", None, "Also write the output as a new DICOM series in this "
+                                     "(new or empty) folder, derived from the source series (for PACS).")
+_DICOM_SOURCE = flags.DEFINE_string("dicom_source", None, "The source DICOM series' folder for --output_dicom "
+                                    "(default: the series launch.prepare's report beside the input names).")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "best", "best, latest or a step number.")
 _PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar.")
 _ALLOW = flags.DEFINE_boolean("allow_spacing_mismatch", False, "Warn, instead of refusing, when the voxel "
@@ -81,9 +87,12 @@ def main(argv: Sequence[str]) -> None:
                             reference_path=_REFERENCE.value,
                             allow_spacing_mismatch=_ALLOW.value, prepare=_PREPARE.value,
                             sequence=_SEQUENCE.value, backend=_BACKEND.value, threads=_THREADS.value,
-                            precision=_PRECISION.value, factor=_FACTOR.value)
+                            precision=_PRECISION.value, factor=_FACTOR.value, output_dicom=_OUTPUT_DICOM.value,
+                            dicom_source=_DICOM_SOURCE.value)
     for path in outputs:
         print(f"wrote {path} and {figure_path(path)}", flush=True)
+    if _OUTPUT_DICOM.value:
+        print(f"wrote the DICOM series {_OUTPUT_DICOM.value}", flush=True)
 
 
 def _network_source() -> str:

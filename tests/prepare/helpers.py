@@ -42,13 +42,15 @@ def kept_locale():
         locale.setlocale(locale.LC_ALL, saved)
 
 
-def write_dicom_series(image: sitk.Image, folder: Path, *, number: int, description: str) -> None:
-    """Writes a 3D int16 SimpleITK image as one DICOM file per slice (the SimpleITK examples' recipe)."""
+def write_dicom_series(image: sitk.Image, folder: Path, *, number: int, description: str,
+                       tags: dict[str, str] | None = None) -> None:
+    """Writes a 3D int16 SimpleITK image as one DICOM file per slice (the SimpleITK examples' recipe),
+    with `tags` ({'gggg|eeee': value}) in every file."""
     with kept_locale():
-        _write_dicom_series(image, folder, number=number, description=description)
+        _write_dicom_series(image, folder, number=number, description=description, tags=tags or {})
 
 
-def _write_dicom_series(image: sitk.Image, folder: Path, *, number: int, description: str) -> None:
+def _write_dicom_series(image: sitk.Image, folder: Path, *, number: int, description: str, tags: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
@@ -62,7 +64,8 @@ def _write_dicom_series(image: sitk.Image, folder: Path, *, number: int, descrip
                            ("0008|103e", description), ("0020|0037", orientation),
                            ("0020|0013", str(k + 1)),
                            ("0020|0032", "\\".join(f"{v:.6f}" for v in
-                                                   image.TransformIndexToPhysicalPoint((0, 0, k))))):
+                                                   image.TransformIndexToPhysicalPoint((0, 0, k)))),
+                           *tags.items()):
             piece.SetMetaData(tag, value)
         writer.SetFileName(str(folder / f"s{number}_{k:03d}.dcm"))
         writer.Execute(piece)
