@@ -24,7 +24,7 @@ from jax.experimental import multihost_utils
 import simulators
 from iqt import checkpointing, config_io, figures, io_utils, metrics, parallel
 from iqt.config_check import check_run_config
-from iqt.data import pipeline
+from iqt.data import datasets, pipeline
 from iqt.errors import UserError
 from iqt.metric_writers import MetricWriter, drawn_simulator_parameters, read_jsonl
 from iqt.models import create_model
@@ -180,6 +180,7 @@ def _check_finite(step_metrics: dict, state: TrainState, step: int, max_skips: i
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict[str, float]:
     """Trains (or resumes) the run in `workdir`; returns the last validation metrics."""
     check_run_config(config, "--config")   # every section, before the work directory is touched
+    datasets.check_source(config.data)      # and an HCP/LEMON download folder that is there
     workdir = io_utils.make_output_folder(workdir, "--workdir")
     with workdir_lock(workdir, jax.process_index()), StopRequest() as stop:
         return _train(config, workdir, stop)

@@ -157,6 +157,13 @@ def ensure_built(data_config: ml_collections.ConfigDict, *, progress: bool = Fal
     return builder
 
 
+def check_source(data_config: ml_collections.ConfigDict) -> None:
+    """Before any work: an unbuilt hcp/lemon dataset's download folder exists and holds something."""
+    builder = make_builder(data_config)
+    if not _is_built(builder):
+        _check_manual_source(builder)
+
+
 def _check_manual_source(builder: common.IqtBuilder) -> None:
     """The manual-download folder of hcp/lemon exists and holds something (their instructions otherwise)."""
     if builder.name in ("hcp", "lemon"):
@@ -199,4 +206,4 @@ def describe(builder: common.IqtBuilder) -> dict:
     }
 
 
-__all__ = ["DATASETS", "data_dir", "manual_dir", "make_builder", "ensure_built", "describe"]
+__all__ = ["DATASETS", "data_dir", "manual_dir", "make_builder", "check_source", "ensure_built", "describe"]
