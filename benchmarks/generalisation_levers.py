@@ -30,6 +30,8 @@ _NOISIER_SNR = ("--config.sim.snr.mean=(38.7,32.48)",
                 "--config.sim.snr.covariance=((113.0,103.0),(103.0,106.4))")
 LEVERS = {
     "baseline": (),
+    # BatchNorm statistics left as training's small patches made them (the demo before it calibrated them)
+    "no_bn_calibration": ("--config.train.bn_calibration_patch_hf=()",),
     "deterministic": ("--config.sim.deterministic=true",),
     "physics": ("--config.sim.slice_profile=rect_gaussian",
                 "--config.sim.parameters.slice_edge_fwhm_mm.distribution=uniform",

@@ -59,6 +59,7 @@ def _check(config) -> None:
     _check_model(config.model, factor, tuple(config.data.patch_size_hf))
     _check_data(config.data, margin, float(config.sim.hf_voxel_mm))
     _check_train(config.train, config.data)
+    _check_bn_calibration(config)
 
 
 def _check_sim(sim: ml_collections.ConfigDict) -> int:
@@ -71,18 +72,31 @@ def _check_sim(sim: ml_collections.ConfigDict) -> int:
         raise UserError(str(e)) from None
 
 
-def _check_model(model: ml_collections.ConfigDict, factor: int, patch_size_hf: tuple) -> None:
+def _check_model(model: ml_collections.ConfigDict, factor: int, patch_size_hf: tuple,
+                 name: str = "data.patch_size_hf") -> None:
     from iqt.models import create_model, input_multiple
 
     create_model(model, factor)
     x, y, z = (int(n) for n in patch_size_hf) if len(patch_size_hf) == 3 else (0, 0, 0)
-    if z % factor:
-        raise UserError(f"data.patch_size_hf z={z} must be a multiple of sim.factor={factor}")
+    if z % factor or min(x, y, z) <= 0:
+        raise UserError(f"{name} {tuple(patch_size_hf)} must be three positive sizes, z a multiple of "
+                        f"sim.factor={factor}")
     multiple = input_multiple(model, factor)
     if any(n % m for n, m in zip((x, y, z // factor), multiple)):
-        raise UserError(f"data.patch_size_hf {patch_size_hf} gives an LF patch {(x, y, z // factor)} that "
+        raise UserError(f"{name} {patch_size_hf} gives an LF patch {(x, y, z // factor)} that "
                         f"this network (model.levels={model.levels}) cannot take: its sizes must be "
                         f"multiples of {multiple}")
+
+
+def _check_bn_calibration(config) -> None:
+    """`train.bn_calibration_patch_hf` (if set) fits the network; a positive number of patches."""
+    patch = tuple(config.train.get("bn_calibration_patch_hf", ()))
+    if not patch:
+        return
+    _check_model(config.model, int(config.sim.factor), patch, "train.bn_calibration_patch_hf")
+    count = config.train.get("bn_calibration_patches", 16)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise UserError(f"train.bn_calibration_patches={count!r} must be a positive integer")
 
 
 def _check_data(data: ml_collections.ConfigDict, margin: int, hf_voxel_mm: float) -> None:

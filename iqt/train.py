@@ -22,7 +22,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 import simulators
-from iqt import checkpointing, config_io, figures, io_utils, metrics, parallel
+from iqt import bn_calibration, checkpointing, config_io, figures, io_utils, metrics, parallel
 from iqt.config_check import check_run_config
 from iqt.data import datasets, pipeline
 from iqt.errors import UserError
@@ -52,6 +52,10 @@ def train_config(**overrides) -> ml_collections.ConfigDict:
     c.max_nonfinite_skips = 0         # 0: stop at the first non-finite loss or gradient
     c.progress_bar = True
     c.prng_impl = "threefry2x32"      # 'threefry2x32' | 'rbg' | 'unsafe_rbg' (iqt.train_step.PRNG_IMPLS)
+    c.bn_calibration_patch_hf = ()    # (X, Y, Z) HF voxels, Z like data.patch_size_hf's: at each validation,
+                                      # BatchNorm's statistics re-measured on patches this large, for
+                                      # whole-volume inference (iqt.bn_calibration); () = off (published)
+    c.bn_calibration_patches = 16     # patches of the calibration set (rounded up to whole batches)
     c.update(overrides)
     return c
 
@@ -82,6 +86,7 @@ class _Run:
     checkpointer: checkpointing.Checkpointer
     writer: MetricWriter
     stop: StopRequest
+    calibrate: Callable    # state → state with BatchNorm statistics for whole volumes (or unchanged)
 
 
 def lf_batch_shape(config: ml_collections.ConfigDict, batch_size: int) -> tuple[int, int, int, int]:
@@ -105,6 +110,8 @@ def _prng_impl(config: ml_collections.ConfigDict) -> str:
 def _comparable(config: ml_collections.ConfigDict) -> str:
     config = ml_collections.ConfigDict(config.to_dict())
     config.train.prng_impl = _prng_impl(config)
+    config.train.bn_calibration_patch_hf = tuple(config.train.get("bn_calibration_patch_hf", ()))
+    config.train.bn_calibration_patches = config.train.get("bn_calibration_patches", 16)
     for name in RESUMABLE_FIELDS:
         if name != "num_steps" or config.train.lr_schedule != "cosine":
             config.train[name] = None
@@ -156,6 +163,14 @@ def save_figures(workdir: Path, step: int, eval_set: EvalSet, prediction: np.nda
         f"LF input (×{factor} slices)": (eval_set.first_lf, float(factor)), "IQT": (prediction[0], 1.0),
         "HF truth": (eval_set.target[0], 1.0)}, title=f"validation patch at step {step}")
     figures.save_loss_curves(figdir / "loss_curves.png", read_jsonl(workdir / "metrics.jsonl"))
+
+
+def _calibration(config, model, mesh, spec: simulators.SimulatorSpec) -> Callable:
+    """`iqt.bn_calibration`'s calibrate(state) when `train.bn_calibration_patch_hf` is set, else the identity."""
+    if not tuple(config.train.get("bn_calibration_patch_hf", ())):
+        return lambda state: state
+    lf = bn_calibration.calibration_lf(config, mesh, spec, _prng_impl(config))
+    return bn_calibration.make_calibrate(model, lf, config.train.batch_size)
 
 
 def _stop_everywhere(stop: StopRequest) -> bool:
@@ -210,7 +225,7 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, stop: StopRequest) 
     train_step, predict = make_steps(model, optimizer, config.sim, config.seed,
                                      flips=config.train.augment, spec=spec, prng_impl=_prng_impl(config))
     run = _Run(config, workdir, mesh, data, train_step, predict, make_eval_set(config, mesh, spec),
-               checkpointer, writer, stop)
+               checkpointer, writer, stop, _calibration(config, model, mesh, spec))
     with checkpointing.writes_fail_loudly():   # also the figures' and metrics' writes
         try:
             return _loop(run, state, start)
@@ -242,7 +257,8 @@ def _loop(run: _Run, state: TrainState, start: int) -> dict[str, float]:
             t0, window = time.perf_counter(), 0
         stopping = _stop_everywhere(run.stop)
         if step % tc.eval_every == 0 or step == tc.num_steps:
-            last_eval, prediction = evaluate(state, run.eval_set, run.predict)
+            last_eval, prediction = evaluate(state, run.eval_set, run.predict)   # training-sized patches
+            state = run.calibrate(state)   # what is saved from here is calibrated for whole volumes
             run.writer.write(step, "validation", last_eval)
             progress.validation(step, last_eval)
             run.checkpointer.save_if_best(step, state, run.data.get_state(), last_eval["loss"])

@@ -134,6 +134,8 @@ CONTRACT_CASES = {
     "train: unknown dataset": (*TRAIN, "--workdir", "{tmp}/w", "--config.data.dataset=bogus"),
     "train: batch size 0": (*TRAIN, "--workdir", "{tmp}/w", "--config.train.batch_size=0"),
     "train: bad patch size": (*TRAIN, "--workdir", "{tmp}/w", "--config.data.patch_size_hf=(16,16,12)"),
+    "train: bad calibration patch": (*TRAIN, "--workdir", "{tmp}/w",
+                                     "--config.train.bn_calibration_patch_hf=(31,32,16)"),
     "train: missing config file": ("launch.train", "--config", "nosuch.py", "--workdir", "{tmp}/w"),
     "train: relative path from elsewhere": ("launch.train", "--config", "launch/configs/nosuch.py",
                                             "--workdir", "{tmp}/w"),

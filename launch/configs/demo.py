@@ -41,6 +41,8 @@ def get_config(variant: str = "default"):
     c.train.eval_every = 100
     c.train.checkpoint_every = 100
     c.train.num_eval_patches = 32
+    c.train.bn_calibration_patch_hf = (96, 96, 48)   # BatchNorm statistics for whole-volume tiles
+    c.train.bn_calibration_patches = 16
     if variant == "tiny":
         c.model.base_features = 2
         c.model.levels = 2
@@ -52,6 +54,8 @@ def get_config(variant: str = "default"):
         c.train.eval_every = 3
         c.train.checkpoint_every = 2
         c.train.num_eval_patches = 4
+        c.train.bn_calibration_patch_hf = (32, 32, 16)
+        c.train.bn_calibration_patches = 8
         c.train.progress_bar = False
     elif variant != "default":
         raise ValueError(f"unknown variant {variant!r}: use default or tiny")
