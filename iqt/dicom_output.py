@@ -73,7 +73,7 @@ def slices_last_image(volume: Volume, slice_axis: int) -> sitk.Image:
 
 
 @contextlib.contextmanager
-def _kept_locale():
+def kept_locale():
     """GDCM's writer switches the whole process to the C locale; put it back."""
     saved = locale.setlocale(locale.LC_ALL)
     try:
@@ -111,7 +111,7 @@ def write_dicom_series(volume: Volume, slice_axis: int, folder: str | os.PathLik
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
     paths = []
-    with _kept_locale():
+    with kept_locale():
         for k in range(stored.GetDepth()):
             piece = stored[:, :, k]
             for key, value in tags.items():

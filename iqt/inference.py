@@ -71,11 +71,15 @@ def enhance_volume(lf: np.ndarray, predict_fn: PredictFn, factor: int, *, tile_l
 class Predictor:
     """A trained network ready to enhance: its tile predictor and the sizes its inputs must be multiples of.
 
-    The network is fully convolutional and was trained on patches several LF
-    slices thick with a zero background, so it enhances tiles of any size alike
-    (the demo's test slab with tiles of 4, 8 and 16 LF slices: PSNR within
-    0.04 dB, `benchmarks/demo_quality.py`); the tiles' edges, where it lacked
-    context, are discarded and blended (`iqt.tiling`).
+    The network is fully convolutional, so it takes tiles of any size; the
+    tiles' edges, where it lacked context, are discarded and blended
+    (`iqt.tiling`). Its answer depends on the tile's in-plane size through
+    BatchNorm's running statistics: measured on small training patches, they
+    misnormalise the interior of large tiles (the demo's uncalibrated seed 1 on
+    Colin27: −1.3 dB against cubic at the default tiles, +0.3 dB at 40 × 40),
+    which is why training calibrates them on large patches (`iqt.bn_calibration`).
+    Along the slices, tiles of 4, 8 and 16 LF slices agree within 0.04 dB
+    (`benchmarks/demo_quality.py`).
     """
 
     predict_fn: PredictFn

@@ -1,9 +1,7 @@
 """Test data for iqt.prepare: the template in thick slices, and DICOM series written with SimpleITK."""
 from __future__ import annotations
 
-import contextlib
 import functools
-import locale
 import os
 import subprocess
 import sys
@@ -13,6 +11,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from iqt.data.template import load_template
+from iqt.dicom_output import kept_locale
 
 ROOT = Path(__file__).resolve().parents[2]
 SLICE = 5   # template voxels (1 mm) averaged into one thick slice
@@ -30,16 +29,6 @@ def thick_template(step: int = 1) -> tuple[np.ndarray, np.ndarray]:
     blocks = thin[:, :, :z].reshape(*thin.shape[:2], -1, SLICE)
     brain = (blocks > 0).mean(-1) >= 0.5
     return np.where(brain, blocks.mean(-1), 0.0).astype(np.float32), brain
-
-
-@contextlib.contextmanager
-def kept_locale():
-    """GDCM's DICOM writer sets the C locale for the whole process (and so ASCII file encodings): undo it."""
-    saved = locale.setlocale(locale.LC_ALL)
-    try:
-        yield
-    finally:
-        locale.setlocale(locale.LC_ALL, saved)
 
 
 def write_dicom_series(image: sitk.Image, folder: Path, *, number: int, description: str,
