@@ -22,6 +22,7 @@ statistics.
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import jax
@@ -50,22 +51,24 @@ def calibration_lf(config: ml_collections.ConfigDict, mesh, spec: simulators.Sim
     return jax.jit(lambda b, k: simulate_pairs(k, b, config.sim, k, spec)[0])(batch, key)
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def batch_statistics(model, params, batch_stats, lf: jax.Array):
+    """BatchNorm's statistics of one batch `lf` (B, X, Y, Z_lf): training mode with momentum zero, so the
+    'running' statistics it returns are the batch's own."""
+    _, updates = model.clone(bn_momentum=0.0).apply({"params": params, "batch_stats": batch_stats},
+                                                    lf[..., None], train=True, mutable=["batch_stats"])
+    return updates["batch_stats"]
+
+
 def make_calibrate(model, lf: jax.Array, batch_size: int) -> Callable[[TrainState], TrainState]:
     """`calibrate(state)`: the state with BatchNorm's running statistics measured on `lf` in batches
     of `batch_size` (the mean of the batches' means and variances)."""
-    measuring = model.clone(bn_momentum=0.0)   # the returned running statistics are the batch's own
     batches = lf.shape[0] // batch_size
-
-    @jax.jit
-    def statistics(params, batch_stats, part):
-        _, updates = measuring.apply({"params": params, "batch_stats": batch_stats}, part[..., None],
-                                     train=True, mutable=["batch_stats"])
-        return updates["batch_stats"]
 
     def calibrate(state: TrainState) -> TrainState:
         if not state.batch_stats:
             return state   # a network without BatchNorm
-        parts = [statistics(state.params, state.batch_stats, lf[i * batch_size:(i + 1) * batch_size])
+        parts = [batch_statistics(model, state.params, state.batch_stats, lf[i * batch_size:(i + 1) * batch_size])
                  for i in range(batches)]
         mean = jax.tree_util.tree_map(lambda *s: jnp.mean(jnp.stack(s), axis=0), *parts)
         return state.replace(batch_stats=mean)
