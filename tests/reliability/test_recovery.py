@@ -9,6 +9,7 @@ import json
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -157,3 +158,17 @@ def test_a_factor_edited_in_config_json_is_named_not_called_unreadable(tmp_path,
     with pytest.raises(UserError, match=r"holds another network than .*config.json describes "
                                         r"\(params\..*saved .*expected .*\); was its model or sim"):
         load_predictor(workdir, "best")
+
+
+def test_a_disk_that_fills_midway_leaves_none_of_a_commands_outputs(tmp_path):
+    disk = tmp_path / "disk"
+    if not _mount_tmpfs(disk, "1m"):   # two of launch.export_template's four files fit (1.9 MB in all)
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        result = subprocess.run([sys.executable, "-m", "launch.export_template", "--out", str(disk / "t")],
+                                cwd=ROOT, env=train_env(1), capture_output=True, text=True, timeout=300)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and "No space left on device" in lines[0], result.stderr
+        assert list((disk / "t").iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
