@@ -10,14 +10,20 @@ SNR_GM) pair. Variants: `default` (a smoke test of the whole chain: a small
 network trained for minutes on one template, not a clinical model), `tiny` (a
 handful of steps on a very small network, for tests).
 
+BatchNorm's statistics are re-measured on 96 x 96 x 48 patches at each
+validation (`train.bn_calibration_patch_hf`, iqt/bn_calibration.py), so that the
+network, trained on 24-voxel patches, normalises whole-volume tiles right.
+
 Runtime: `bash scripts/demo.sh` (set-up, this training, enhancement and
-evaluation) took 7 min 52 s on a fresh clone on 2 CPU cores; its last step, the
-generalisation benchmark, 114-243 s more. Expected result on the held-out test
-slab, over seeds 0-2: IQT 24.6-25.4 dB PSNR / SSIM 0.89-0.91 against cubic
-splines' 20.9 dB / 0.83 ('mean' setting), 2.8-4.7 dB ahead in every setting
+evaluation) took 7 min 52 s on a fresh clone on 2 CPU cores (2026-11); the
+training alone 321-379 s on 2 Intel Xeon cores (2026-12-07, other work running);
+the generalisation benchmark 114-243 s more. Expected result on the held-out test
+slab, over seeds 0-2: IQT 25.2-25.4 dB PSNR / SSIM 0.90-0.91 against cubic
+splines' 20.9 dB / 0.83 ('mean' setting), 3.8-4.6 dB ahead in every setting
 (README). On Colin27, an unseen brain, under the generalisation benchmark's
-acquisitions: -1.9 to +0.02 dB against cubic in the worst case after an intensity
-fit (docs/results/generalisation_levers.md): this recipe does not yet generalise.
+acquisitions, after an intensity fit: -0.18 to +0.21 dB against cubic in the
+worst case, +0.36 to +0.68 dB on average (docs/results/generalisation_levers.md):
+the goal of +1.5 dB in every case is not reached.
 """
 from launch.configs.common import make_config
 
