@@ -34,8 +34,10 @@ cli.run(main, [sys.argv[0]])
                                                 ("SIGINT", 130, "interrupted")])
 def test_a_signal_dropped_in_a_finaliser_still_stops_the_command(tmp_path, name, status, word):
     out = tmp_path / "out.txt"
+    # A background job starts with SIGINT ignored, which Python (and the command) then keeps: undo that.
     result = subprocess.run([sys.executable, "-c", COMMAND.format(name=name), str(out)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert result.returncode == status, result.stderr
     assert result.stderr.strip() == word
     assert not out.exists() and list(tmp_path.iterdir()) == []
