@@ -122,6 +122,27 @@ def summary(runs: list[dict]) -> dict:
     return out
 
 
+def _seed_numbers(run: dict, brain: str) -> dict:
+    gains = [v for c, v in run["gains"].items() if c.startswith(brain + "/")]
+    return {"mean_gain_psnr_fit": sum(v["gain_psnr_fit"] for v in gains) / len(gains),
+            "worst_gain_psnr_fit": min(v["gain_psnr_fit"] for v in gains)}
+
+
+def paired(runs: list[dict], reference: str = "baseline") -> dict:
+    """Per lever, brain and seed trained with `reference` too: the lever's per-seed number minus the
+    reference's (the seed is the unit; n = the seeds both have)."""
+    out = {}
+    for run in runs:
+        twin = next((r for r in runs if r["lever"] == reference and r["seed"] == run["seed"]), None)
+        if run["lever"] == reference or twin is None:
+            continue
+        for brain in dict.fromkeys(c.split("/")[0] for c in run["gains"]):
+            mine, theirs = _seed_numbers(run, brain), _seed_numbers(twin, brain)
+            out.setdefault(run["lever"], {}).setdefault(brain, {})[str(run["seed"])] = {
+                f"difference_{k}": mine[k] - theirs[k] for k in mine}
+    return out
+
+
 def markdown(summarised: dict) -> str:
     """The lever table: one row per lever and brain, each cell the range over seeds."""
     keys = ("worst_gain_psnr_fit", "mean_gain_psnr_fit", "worst_gain_ssim", "worst_gain_psnr",
@@ -155,8 +176,8 @@ def main() -> None:
                  if (root / lever / f"seed{seed}" / report_dir(args.tile) / "generalisation.json").exists()]
     runs = [run_one(lever, seed, root, sys.executable, args.tile) for lever, seed in pairs]
     summarised = summary(runs)
-    emit({"command": command_line(sys.argv), "summary": summarised, "runs": runs, "ranges": ranges(runs)},
-         args.out)
+    emit({"command": command_line(sys.argv), "summary": summarised, "paired_with_baseline": paired(runs),
+          "runs": runs, "ranges": ranges(runs)}, args.out)
     print(markdown(summarised), flush=True)
 
 

@@ -37,3 +37,13 @@ def test_summary_takes_each_seeds_worst_and_mean_case_then_the_range_over_seeds(
     assert levers.summary(RUNS)["a"]["template_test"]["worst_gain_psnr_fit"] == [1.0, 2.0]
     table = levers.markdown(levers.summary(RUNS))
     assert "| a | colin27 | 2 | +0.500 … +0.700 |" in table
+
+
+def test_paired_differences_are_per_seed_against_the_baseline_of_that_seed():
+    runs = [*RUNS, _run("baseline", 0, {"colin27/x": 0.2, "colin27/y": 0.4, "template_test/x": 1.5}),
+            _run("baseline", 2, {"colin27/x": 9.0, "colin27/y": 9.0, "template_test/x": 9.0})]
+    pairs = levers.paired(runs)
+    assert list(pairs) == ["a"] and list(pairs["a"]["colin27"]) == ["0"]   # seed 1 has no baseline twin
+    assert pairs["a"]["colin27"]["0"]["difference_mean_gain_psnr_fit"] == pytest.approx(1.0 - 0.3)
+    assert pairs["a"]["colin27"]["0"]["difference_worst_gain_psnr_fit"] == pytest.approx(0.5 - 0.2)
+    assert pairs["a"]["template_test"]["0"]["difference_mean_gain_psnr_fit"] == pytest.approx(0.5)
