@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 import simulators  # noqa: E402

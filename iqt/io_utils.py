@@ -127,16 +127,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise WriteError(f"cannot write {path}: {_reason(e)}") from e
     tmp = Path(tmp)
     try:
-        yield tmp
-        raise_if_received()   # a stopped command leaves no output
-        os.chmod(tmp, _new_file_mode())
-        os.replace(tmp, path)
+        with _as_write_error(path):
+            yield tmp
+            raise_if_received()   # a stopped command leaves no output
+            os.chmod(tmp, _new_file_mode())
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _as_write_error(path: Path) -> Iterator[None]:
+    """An `OSError` while writing or putting `path` in place, as a `WriteError` naming it."""
+    try:
+        yield
     except WriteError:
         raise
     except OSError as e:
         raise WriteError(f"could not write {path}: {_reason(e)}") from e
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -160,16 +168,13 @@ def staged_folder(path: str | os.PathLike) -> Iterator[Path]:
     except OSError as e:
         raise WriteError(f"cannot write {path}: {_reason(e)}") from e
     try:
-        yield tmp
-        raise_if_received()
-        os.chmod(tmp, 0o777 & ~_umask())
-        if path.exists():
-            path.rmdir()
-        os.rename(tmp, path)
-    except WriteError:
-        raise
-    except OSError as e:
-        raise WriteError(f"could not write {path}: {_reason(e)}") from e
+        with _as_write_error(path):
+            yield tmp
+            raise_if_received()
+            os.chmod(tmp, 0o777 & ~_umask())
+            if path.exists():
+                path.rmdir()
+            os.rename(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
