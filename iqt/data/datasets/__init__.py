@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import io
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -93,26 +92,8 @@ def make_builder(data_config: ml_collections.ConfigDict) -> common.IqtBuilder:
     config = _builder_config(data_config)
     if config is not None and config.name in _names(DATASETS[name]):
         config = config.name  # TFDS wants the registered configs by name
-    with _private_tempdir():
-        return DATASETS[name](data_dir=str(data_dir(data_config)), config=config,
-                              file_format="array_record", source=source)
-
-
-@contextlib.contextmanager
-def _private_tempdir() -> Iterator[None]:
-    """Python's temporary folder replaced by a private one, removed afterwards.
-
-    Constructing the builder of an unbuilt dataset makes TFDS create an empty
-    `tmp*tfds` folder in the system's temporary folder and never remove it
-    (`DatasetInfo.initialize_from_bucket` prepares for metadata from GCS even
-    with GCS disabled): one left behind per process and dataset.
-    """
-    with tempfile.TemporaryDirectory(prefix="iqt-tfds-") as folder:
-        previous, tempfile.tempdir = tempfile.tempdir, folder
-        try:
-            yield
-        finally:
-            tempfile.tempdir = previous
+    return DATASETS[name](data_dir=str(data_dir(data_config)), config=config,
+                          file_format="array_record", source=source)
 
 
 def _check_source(builder: common.IqtBuilder) -> None:

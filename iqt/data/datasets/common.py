@@ -124,6 +124,19 @@ def fraction_tag(fraction: float) -> str:
 PendingExample = tuple[str, Callable[[], dict]]
 
 
+class LocalDatasetInfo(tfds.core.DatasetInfo):
+    """The `DatasetInfo` of a dataset built from local files only.
+
+    TFDS looks for pre-computed metadata of an unbuilt dataset on Google Cloud
+    Storage, and first makes an empty `tmp*tfds` folder in the system's
+    temporary folder that it never removes (one per process and builder), even
+    with GCS disabled; these datasets have no such metadata.
+    """
+
+    def initialize_from_bucket(self) -> None:
+        pass
+
+
 class IqtBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
     """Shared base: the features, the metadata and the example generator.
 
@@ -151,8 +164,8 @@ class IqtBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
         pass
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return tfds.core.DatasetInfo(builder=self, description=self.__doc__, features=features(),
-                                     metadata=tfds.core.MetadataDict())
+        return LocalDatasetInfo(builder=self, description=self.__doc__, features=features(),
+                                metadata=tfds.core.MetadataDict())
 
     @abc.abstractmethod
     def _plan(self, dl_manager) -> dict[str, list[PendingExample]]:
