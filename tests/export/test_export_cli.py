@@ -14,6 +14,7 @@ import pytest
 from iqt import config_io
 from iqt.models import input_multiple
 from tests.cli_helpers import assert_user_error
+from tests.conftest import slow
 from tests.random_run import random_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,6 +93,7 @@ def test_whole_volumes_of_jax_and_the_onnx_runtimes_agree(run, exported, lf_file
     assert a.header.binaryblock == b.header.binaryblock
 
 
+@slow   # about 17 s; tests/export/test_backend_choice.py checks the choice and its cache
 def test_the_defaults_time_the_cpu_runtimes_once_and_stay_close_to_jax(run, lf_file, tmp_path, monkeypatch):
     """`--backend auto --precision auto`: each installed runtime timed on a probe tile the first time,
     the cached choice the second; bfloat16 (where native) within `BF16_TOLERANCE` of JAX."""

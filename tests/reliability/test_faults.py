@@ -10,6 +10,8 @@ from iqt import checkpointing, train
 from iqt.errors import UserError
 from launch.configs import demo
 
+from tests.conftest import slow
+
 
 def _config(**train_overrides):
     config = demo.get_config("tiny")
@@ -54,6 +56,7 @@ def test_nan_batch_stops_the_run_with_step_and_simulator_parameters(tmp_path, mo
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(restored["params"]))
 
 
+@slow   # about 13 s; the stop on a NaN batch above runs always
 def test_nan_batch_is_skipped_when_allowed(tmp_path, monkeypatch):
     _inject_nan(monkeypatch, at_batch=2)
     result = train.train_and_evaluate(_config(num_steps=4, max_nonfinite_skips=1), tmp_path)

@@ -16,18 +16,23 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from tests.conftest import slow
 from tests.training.helpers import ROOT, run_train, train_command, train_env
 
 STEPS = 8
 # best/ and the latest checkpoint are saved at the same steps (as in the shipped configs), so a
 # kill can fall between their commits, and a damaged latest leaves best/ ahead of the resumed step.
+# BatchNorm calibration on (iqt.bn_calibration): the calibrated statistics must resume bitwise too.
 COMMON = (f"--config.train.num_steps={STEPS}", "--config.train.checkpoint_every=2",
-          "--config.train.eval_every=2")
+          "--config.train.eval_every=2", "--config.train.bn_calibration_patch_hf=(32,32,16)",
+          "--config.train.bn_calibration_patches=8")
 
 
 def _params(workdir: Path, step: int) -> dict:
+    """The parameters and BatchNorm statistics of a checkpoint, by their paths."""
     state = ocp.StandardCheckpointer().restore((workdir / "checkpoints" / str(step) / "state").absolute())
-    return dict(jax.tree_util.tree_leaves_with_path(state["params"]))
+    return dict(jax.tree_util.tree_leaves_with_path({"params": state["params"],
+                                                     "batch_stats": state["batch_stats"]}))
 
 
 def _assert_same_params(a: dict, b: dict) -> None:
@@ -96,6 +101,7 @@ def test_sigterm_saves_exits_zero_and_resume_continues(tmp_path, uninterrupted):
     _assert_same_params(uninterrupted, _params(tmp_path, STEPS))
 
 
+@slow   # about 25 s; tests/reliability/test_recovery.py sets damaged checkpoints aside in the suite
 def test_damaged_latest_checkpoint_falls_back_to_previous(tmp_path, uninterrupted):
     run_train(tmp_path, *COMMON[1:], "--config.train.num_steps=6")
     latest = tmp_path / "checkpoints" / "6" / "state"
@@ -107,6 +113,7 @@ def test_damaged_latest_checkpoint_falls_back_to_previous(tmp_path, uninterrupte
     _assert_same_params(uninterrupted, _params(tmp_path, STEPS))
 
 
+@slow   # about 22 s; the SIGKILL test above also kills between commits
 def test_interrupted_save_is_ignored_and_reported(tmp_path, uninterrupted):
     run_train(tmp_path, *COMMON[1:], "--config.train.num_steps=4")
     half = tmp_path / "checkpoints" / "6.orbax-checkpoint-tmp-123"

@@ -18,6 +18,7 @@ import pytest
 from iqt import checkpoint_reading, checkpointing, train
 from iqt.errors import UserError
 from launch.configs import demo
+from tests.conftest import slow
 from tests.reliability.test_kill_and_resume import _assert_same_params, _params
 from tests.training.helpers import ROOT, train_command, train_env
 
@@ -118,6 +119,7 @@ def _mount_tmpfs(path: Path, size: str) -> bool:
                           capture_output=True).returncode == 0
 
 
+@slow   # about 19 s; tests/reliability/test_faults.py injects ENOSPC in the suite
 def test_disk_full_is_one_line_and_the_run_resumes_once_space_is_freed(tmp_path, straight):
     disk = tmp_path / "disk"
     if not _mount_tmpfs(disk, "1600k"):   # room for about two checkpoints of the tiny run

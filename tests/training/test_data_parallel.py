@@ -8,7 +8,9 @@ import pytest
 from tests.conftest import slow
 from tests.training.helpers import ROOT, free_port, run_train, train_command, train_env, train_losses
 
-STEPS = ("--config.train.num_steps=3", "--config.train.eval_every=3", "--config.train.checkpoint_every=3")
+STEPS = ("--config.train.num_steps=3", "--config.train.eval_every=3", "--config.train.checkpoint_every=3",
+         "--config.train.bn_calibration_patch_hf=(32,32,16)",   # calibration on sharded batches runs too
+         "--config.train.bn_calibration_patches=8")
 # The first loss (same parameters, BatchNorm over the global batch) agrees to
 # float32 rounding: per-device BatchNorm statistics would miss this by far more.
 # Later losses follow Adam updates, which divide each gradient coordinate by its
