@@ -140,6 +140,7 @@ def test_sigterm_and_sigkill_during_a_setting_then_a_rerun_gives_the_uninterrupt
     pd.testing.assert_frame_equal(pd.read_csv(killed / "sweep_tests.csv"), pd.read_csv(workdir / "sweep_tests.csv"))
 
 
+@slow   # about 11 s; tests/sweep/test_sweep_units.py checks the axes and their values
 def test_evaluate_only_cubic_and_iqt_curves_match_the_evaluation_files(swept, tmp_path):
     workdir, _ = swept
     runs = [workdir / "stochastic" / f"seed{k}" for k in (0, 1)]

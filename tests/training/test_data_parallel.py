@@ -33,6 +33,7 @@ def four_device_losses(tmp_path_factory):
     return train_losses(workdir)
 
 
+@slow   # about 12 s; the 2-process test below compares with the same 4-device run in the suite
 def test_one_device_matches_four_devices(tmp_path, four_device_losses):
     run_train(tmp_path, *STEPS, devices=1)
     _assert_same_losses(train_losses(tmp_path), four_device_losses)

@@ -30,6 +30,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(np.asarray(flat_a[key]), np.asarray(flat_b[key]), err_msg=str(key))
 
 
+@slow   # about 12 s; tests/reliability/test_recovery.py checks prepare_workdir's refusal in-process
 def test_changed_config_refuses_to_resume(tmp_path):
     import subprocess
     from tests.training.helpers import ROOT, train_command, train_env
