@@ -26,13 +26,12 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from iqt.data.nifti import NIFTI_SUFFIXES, Volume
+from iqt.data.nifti import Volume, nifti_stem
 from iqt.errors import UserError
 from iqt.io_utils import check_writable_folder
 from iqt.marker_files import read_json_object
-from iqt.prepare.dicom import choose_series, list_series
+from iqt.prepare.dicom import LPS_TO_RAS, choose_series, list_series
 
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 INT16_TOP = 32000   # the largest stored value; the volume's maximum maps to it
 SOURCE_TAGS = {   # copied from the source series: who and which study the images belong to
@@ -152,7 +151,7 @@ def _version() -> str:
 
 def _prepared_from(input_path: Path) -> tuple[str, str | None] | None:
     """(folder, series UID) of the DICOM series `launch.prepare` made `input_path` from, if its report says."""
-    stem = next((input_path.name[:-len(s)] for s in NIFTI_SUFFIXES if input_path.name.endswith(s)), None)
+    stem = nifti_stem(input_path)
     report = read_json_object(input_path.with_name(f"{stem}.json")) if stem else None
     source = (report or {}).get("input", {})
     if isinstance(source, dict) and source.get("format") == "DICOM" and source.get("folder"):

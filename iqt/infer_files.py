@@ -16,7 +16,7 @@ import numpy as np
 
 from iqt import figures
 from iqt.data.nifti import (MASK_SUFFIX, NIFTI_SUFFIXES, Volume, check_same_grid, find_slice_axis,
-                            hf_affine_from_lf, load_volume, save_volume, voxel_sizes_from_affine)
+                            hf_affine_from_lf, load_volume, nifti_stem, save_volume, voxel_sizes_from_affine)
 from iqt.errors import UserError
 from iqt.inference import Predictor, enhance_lf
 from iqt.dicom_output import DicomTarget, plan_dicom_output, write_dicom_series
@@ -29,8 +29,7 @@ from iqt.tiling import DEFAULT_TILE_LF, check_tile_size
 def figure_path(output: str | os.PathLike) -> Path:
     """OUT.nii.gz → OUT.png: where the LF-vs-IQT figure of an output goes."""
     output = Path(output)
-    stem = next(output.name[:-len(s)] for s in NIFTI_SUFFIXES if output.name.endswith(s))
-    return output.with_name(stem + ".png")
+    return output.with_name(nifti_stem(output) + ".png")
 
 
 def _check_output(input_path: Path, output_path: Path) -> None:
@@ -115,7 +114,7 @@ def enhance_file(input_path: str | os.PathLike, output_path: str | os.PathLike, 
 
 def _is_scan(path: Path) -> bool:
     """A NIfTI file that is not a side file of `launch.prepare` (a brain mask, `SCAN_brainmask.nii.gz`)."""
-    stem = next((path.name[:-len(s)] for s in NIFTI_SUFFIXES if path.name.endswith(s)), None)
+    stem = nifti_stem(path)
     return path.is_file() and stem is not None and not stem.endswith(MASK_SUFFIX)
 
 

@@ -22,7 +22,7 @@ from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
 
 from iqt.errors import UserError
-from iqt.io_utils import atomic_path, check_output_file
+from iqt.io_utils import atomic_path, check_not_inputs, check_output_file
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 MASK_SUFFIX = "_brainmask"   # a brain mask beside its scan: SCAN_brainmask.nii.gz (launch.prepare)
@@ -186,12 +186,15 @@ def check_nifti_output(path: str | os.PathLike, name: str = "--output",
     path = Path(path)
     if not path.name.endswith(NIFTI_SUFFIXES):
         raise UserError(f"{name} {path} must end in .nii or .nii.gz")
-    for flag, source in (inputs or {}).items():
-        if source is not None and Path(source).exists() and path.resolve() == Path(source).resolve():
-            raise UserError(f"{name} {path} is the same file as {flag}; writing it would overwrite "
-                            f"the input: choose another name")
+    check_not_inputs({name: path}, [source for source in (inputs or {}).values()])
     check_output_file(path, name)
     return path
+
+
+def nifti_stem(path: str | os.PathLike) -> str | None:
+    """A NIfTI file's name without .nii or .nii.gz (None for another name): 'scan' for scan.nii.gz."""
+    name = Path(path).name
+    return next((name[:-len(s)] for s in NIFTI_SUFFIXES if name.endswith(s)), None)
 
 
 def check_same_grid(reference: Volume, others: dict[str, Volume]) -> None:

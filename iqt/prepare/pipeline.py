@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from iqt import figures
-from iqt.data.nifti import (MASK_SUFFIX, NIFTI_SUFFIXES, Volume, check_same_grid, find_slice_axis, save_volume,
+from iqt.data.nifti import (MASK_SUFFIX, Volume, check_same_grid, find_slice_axis, nifti_stem, save_volume,
                             voxel_sizes_from_affine)
 from iqt.errors import UserError
 from iqt.io_utils import atomic_paths
@@ -142,10 +142,10 @@ def _resample(data: np.ndarray, brain: np.ndarray, affine: np.ndarray, axis: int
 def output_paths(output: str | os.PathLike) -> dict[str, Path]:
     """OUT.nii.gz → the prepared image, OUT_brainmask.nii.gz, OUT.json and OUT.png."""
     output = Path(output)
-    suffix = next((s for s in NIFTI_SUFFIXES if output.name.endswith(s)), None)
-    if suffix is None:
+    stem = nifti_stem(output)
+    if stem is None:
         raise UserError(f"output {output} must end in .nii or .nii.gz")
-    stem = output.name[:-len(suffix)]
+    suffix = output.name[len(stem):]
     return {"image": output, "mask": output.with_name(f"{stem}{MASK_SUFFIX}{suffix}"),
             "report": output.with_name(f"{stem}.json"), "figure": output.with_name(f"{stem}.png")}
 
