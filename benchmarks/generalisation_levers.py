@@ -57,16 +57,25 @@ def lever_overrides(spec: str) -> tuple[str, ...]:
     return tuple(flag for name in spec.split("+") for flag in LEVERS[name])
 
 
-def report_dir(tile: str | None) -> str:
-    """The benchmark's folder inside a run: `generalisation`, or `generalisation_tile<X>` at tiles X,Y,Z."""
-    return "generalisation" if tile is None else f"generalisation_tile{tile.split(',')[0]}"
+def inference_suffix(adapt: int = 0, tta: str = "none") -> str:
+    """How a lever's network was run, as a name suffix: '' (plain), '+adapt<N>', '+tta_<mode>' or both."""
+    return (f"+adapt{adapt}" if adapt else "") + (f"+tta_{tta}" if tta != "none" else "")
 
 
-def run_one(lever: str, seed: int, root: Path, python: str, tile: str | None = None) -> dict:
-    """Trains (or resumes) and benchmarks one (lever, seed) (at `tile`, X,Y,Z LF voxels, if given);
-    returns its record."""
+def report_dir(tile: str | None, adapt: int = 0, tta: str = "none") -> str:
+    """The benchmark's folder inside a run: `generalisation`, with `_adapt<N>` (adapted to each scan for
+    N steps), `_tta_<mode>` (test-time augmentation) and `_tile<X>` (at tiles X,Y,Z) as they apply."""
+    suffix = inference_suffix(adapt, tta).replace("+", "_")
+    return "generalisation" + suffix + ("" if tile is None else f"_tile{tile.split(',')[0]}")
+
+
+def run_one(lever: str, seed: int, root: Path, python: str, tile: str | None = None, adapt: int = 0,
+            tta: str = "none", brains: str | None = None) -> dict:
+    """Trains (or resumes) and benchmarks one (lever, seed) (at `tile`, X,Y,Z LF voxels, if given;
+    adapted to each scan for `adapt` steps; with test-time augmentation `tta`; on `brains`, default
+    all); returns its record, its lever named with `inference_suffix`."""
     workdir = root / lever / f"seed{seed}"
-    report = workdir / report_dir(tile) / "generalisation.json"
+    report = workdir / report_dir(tile, adapt, tta) / "generalisation.json"
     timing = workdir / "train_seconds.json"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     if not timing.exists():
@@ -76,14 +85,17 @@ def run_one(lever: str, seed: int, root: Path, python: str, tile: str | None = N
                         *lever_overrides(lever)], check=True, env=env)
         timing.write_text(json.dumps({"train_seconds": time.perf_counter() - start}))
     if not report.exists():
-        tiles = [] if tile is None else ["--tile", tile, "--out", str(report.parent)]
+        options = ["--out", str(report.parent), *(["--tile", tile] if tile else []),
+                   *(["--adapt", str(adapt)] if adapt else []), *(["--tta", tta] if tta != "none" else []),
+                   *(["--brains", brains] if brains else [])]
         subprocess.run([python, "-m", "launch.evaluate", "--suite", "generalisation", "--workdir", str(workdir),
-                        *tiles], check=True, env=env, stdout=subprocess.DEVNULL)
+                        *options], check=True, env=env, stdout=subprocess.DEVNULL)
     record = json.loads(report.read_text())
     gains = {f"{r['brain']}/{r['case']}": {k: r[k] for k in ("gain_psnr_fit", "gain_ssim", "gain_psnr",
                                                              "texture_ratio", "periodic_ratio", "goals_met")}
              for r in record["comparison"]}
-    return {"lever": lever, "seed": seed, "tile": tile or "default", "overrides": list(lever_overrides(lever)),
+    return {"lever": lever + inference_suffix(adapt, tta), "base_lever": lever, "seed": seed,
+            "tile": tile or "default", "adapt_steps": adapt, "tta": tta, "overrides": list(lever_overrides(lever)),
             "gains": gains,
             "all_goals_met": record["all_goals_met"], **json.loads(timing.read_text())}
 
@@ -129,14 +141,18 @@ def _seed_numbers(run: dict, brain: str) -> dict:
 
 
 def paired(runs: list[dict], reference: str = "baseline") -> dict:
-    """Per lever, brain and seed trained with `reference` too: the lever's per-seed number minus the
-    reference's (the seed is the unit; n = the seeds both have)."""
+    """Per lever, brain and seed: the lever's per-seed number minus its reference's on the same seed
+    (a lever adapted to each scan or run with test-time augmentation is compared with the same lever
+    run plainly, any other with `reference`; the seed is the unit; n = the seeds both have)."""
     out = {}
     for run in runs:
-        twin = next((r for r in runs if r["lever"] == reference and r["seed"] == run["seed"]), None)
-        if run["lever"] == reference or twin is None:
+        plain = run.get("base_lever", run["lever"])   # the lever trained, without how it was run
+        base = plain if plain != run["lever"] else reference
+        twin = next((r for r in runs if r["lever"] == base and r["seed"] == run["seed"]), None)
+        if run["lever"] == base or twin is None:
             continue
-        for brain in dict.fromkeys(c.split("/")[0] for c in run["gains"]):
+        theirs_brains = {c.split("/")[0] for c in twin["gains"]}
+        for brain in [b for b in dict.fromkeys(c.split("/")[0] for c in run["gains"]) if b in theirs_brains]:
             mine, theirs = _seed_numbers(run, brain), _seed_numbers(twin, brain)
             out.setdefault(run["lever"], {}).setdefault(brain, {})[str(run["seed"])] = {
                 f"difference_{k}": mine[k] - theirs[k] for k in mine}
@@ -164,17 +180,24 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--tile", default=None, help="enhance with tiles of at most X,Y,Z LF voxels "
                         "(default: launch.evaluate's); the report goes to generalisation_tile<X>")
+    parser.add_argument("--adapt", default="0", help="comma-separated steps of adaptation to each scan "
+                        "(launch.evaluate --adapt; 0: none); the report goes to generalisation_adapt<N>")
+    parser.add_argument("--tta", default="none", help="comma-separated test-time augmentations (launch.evaluate "
+                        "--tta: none, flips); the report goes to generalisation_tta_<mode>")
+    parser.add_argument("--brains", default=None, help="launch.evaluate's --brains (default: all)")
     parser.add_argument("--existing_only", action="store_true",
                         help="collect the finished (lever, seed) runs only; train and evaluate nothing")
     args = parser.parse_args()
     levers, root = args.levers.split(","), Path(args.root)
     for lever in levers:
         lever_overrides(lever)   # an unknown name fails before anything trains
-    pairs = [(lever, int(seed)) for lever in levers for seed in args.seeds.split(",")]
+    jobs = [(lever, int(seed), int(adapt), tta) for adapt in args.adapt.split(",") for tta in args.tta.split(",")
+            for lever in levers for seed in args.seeds.split(",")]
     if args.existing_only:
-        pairs = [(lever, seed) for lever, seed in pairs
-                 if (root / lever / f"seed{seed}" / report_dir(args.tile) / "generalisation.json").exists()]
-    runs = [run_one(lever, seed, root, sys.executable, args.tile) for lever, seed in pairs]
+        jobs = [job for job in jobs if (root / job[0] / f"seed{job[1]}" / report_dir(args.tile, *job[2:])
+                                        / "generalisation.json").exists()]
+    runs = [run_one(lever, seed, root, sys.executable, args.tile, adapt, tta, args.brains)
+            for lever, seed, adapt, tta in jobs]
     summarised = summary(runs)
     emit({"command": command_line(sys.argv), "summary": summarised, "paired_with_baseline": paired(runs),
           "runs": runs, "ranges": ranges(runs)}, args.out)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -24,6 +24,10 @@ from iqt.io_utils import atomic_paths, check_not_inputs, staged_folder
 from iqt.interpolation import interpolate_slices
 from iqt.orientation import Reorientation
 from iqt.tiling import DEFAULT_TILE_LF, check_tile_size
+from iqt.tta import augmented, flip_sets
+
+if TYPE_CHECKING:
+    from iqt.adaptation import ScanAdaptation
 
 
 def figure_path(output: str | os.PathLike) -> Path:
@@ -70,7 +74,7 @@ def enhance_file(input_path: str | os.PathLike, output_path: str | os.PathLike, 
                  slice_axis: int | None = None, mask_path: str | os.PathLike | None = None,
                  batch_size: int = 1, tile_lf=DEFAULT_TILE_LF, progress: bool = True,
                  figure: bool = True, reference_path: str | os.PathLike | None = None,
-                 prepared=None, dicom: DicomTarget | None = None) -> Path:
+                 prepared=None, dicom: DicomTarget | None = None, adapt: "ScanAdaptation | None" = None) -> Path:
     """Enhances one LF NIfTI file; writes the HF estimate (and OUT.png); returns the output path.
 
     Intensities and background: `enhance_lf` (the brain is the voxels > 0, or
@@ -80,6 +84,7 @@ def enhance_file(input_path: str | os.PathLike, output_path: str | os.PathLike, 
     `reference_path`: the HF truth on the output's grid, shown in the figure.
     `prepared`: an `iqt.prepare.pipeline.Prepared` scan of `input_path` to enhance instead.
     `dicom`: also write the output as a DICOM series derived from its source (`iqt.dicom_output`).
+    `adapt`: enhance with the network fine-tuned on this scan (`iqt.adaptation`).
     """
     input_path, output_path = Path(input_path), Path(output_path)
     _check_output(input_path, output_path)
@@ -94,8 +99,9 @@ def enhance_file(input_path: str | os.PathLike, output_path: str | os.PathLike, 
     truth = None if reference_path is None else reorientation.apply(
         load_reference(reference_path, volume, axis, predictor.factor))
     lf = reorientation.apply(volume.data)
-    hf = enhance_lf(lf, predictor, None if mask is None else reorientation.apply(mask),
-                    name=str(input_path), batch_size=batch_size, tile_lf=tile_lf, progress=progress)
+    enhance = adapt.enhance if adapt else enhance_lf
+    hf = enhance(lf, predictor, None if mask is None else reorientation.apply(mask),
+                 name=str(input_path), batch_size=batch_size, tile_lf=tile_lf, progress=progress)
     r = predictor.factor
     outputs = [output_path, figure_path(output_path)] if figure else [output_path]
     hf_volume = Volume(reorientation.invert(hf), hf_affine_from_lf(volume.affine, r, slice_axis=axis),
@@ -212,13 +218,15 @@ def enhance_files(inputs: list[str], output: str, workdir: str | os.PathLike, *,
                   prepare: bool = False, sequence: str = "T1w", reference_path: str | None = None,
                   backend: str = "jax", threads: int | None = None, precision: str = "auto",
                   factor: int | None = None, output_dicom: str | None = None,
-                  dicom_source: str | None = None) -> list[Path]:
+                  dicom_source: str | None = None, adapt_steps: int = 0, tta: str = "none") -> list[Path]:
     """`launch.infer`: checks every input, loads the network once, enhances each file.
 
     `workdir`: a training run or an exported `.onnx`; `backend`, `threads`, `precision`, `factor`:
     `iqt.export.run_export.open_predictor`. `prepare`: runs `launch.prepare`'s steps
     on each input first, in memory (`iqt.prepare.infer_hook`). `output_dicom`: a new folder for the
     output as a DICOM series derived from `dicom_source` (`iqt.dicom_output.plan_dicom_output`).
+    `adapt_steps` > 0: each scan is enhanced by the network fine-tuned on it for that many steps
+    (`iqt.adaptation`; a training run only). `tta`: test-time augmentation (`iqt.tta`).
     """
     from iqt.export.run_export import open_predictor, training_grid
     from iqt.prepare import infer_hook
@@ -235,6 +243,10 @@ def enhance_files(inputs: list[str], output: str, workdir: str | os.PathLike, *,
     if isinstance(batch_size, bool) or int(batch_size) < 1:
         raise UserError(f"--batch_size must be a positive integer, got {batch_size!r}")
     tile_lf = check_tile_size(tile_lf)
+    flip_sets(tta)   # an unknown mode fails before the model loads
+    if adapt_steps:
+        from iqt import adaptation   # JAX, optax and scikit-learn load only for --adapt
+        adapt_steps = adaptation.check_steps(adapt_steps, workdir)
     grid = training_grid(workdir)
     pairs, warnings, failed = check_inputs(pairs, lambda source: check_input(
         source, slice_axis, mask_path, grid=grid, allow_spacing_mismatch=allow_spacing_mismatch, prepare=prepare))
@@ -242,10 +254,15 @@ def enhance_files(inputs: list[str], output: str, workdir: str | os.PathLike, *,
         for_each_input([], None, failed)   # every input failed its checks: the report, no network loaded
     predictor, backend, precision = open_predictor(workdir, checkpoint, backend, threads=threads,
                                                    precision=precision, factor=factor)
-    print(f"network: {workdir}, run by {backend} in {precision}", flush=True)
+    predictor = augmented(predictor, tta)
+    averaged = "" if tta == "none" else f", averaged over its {len(flip_sets(tta))} {tta}"
+    print(f"network: {workdir}, run by {backend} in {precision}{averaged}", flush=True)
+    adapt = (adaptation.ScanAdaptation(adaptation.Network.from_run(workdir, checkpoint), adapt_steps, sequence, tta)
+             if adapt_steps else None)
     infer_hook.warn(warnings)
     return for_each_input(pairs, lambda source, target: enhance_file(
         source, target, predictor, slice_axis=slice_axis, mask_path=mask_path, batch_size=batch_size,
         tile_lf=tile_lf, progress=progress, reference_path=reference_path,
         prepared=infer_hook.prepare_for(source, target, mask_path, grid, slice_axis, sequence,
-                                        allow_spacing_mismatch) if prepare else None, dicom=dicom), failed)
+                                        allow_spacing_mismatch) if prepare else None, dicom=dicom,
+        adapt=adapt), failed)

@@ -145,25 +145,37 @@ def enhance_lf(lf: np.ndarray, predictor: "Predictor", mask: np.ndarray | None =
     The one intensity rule of training, evaluation and inference: the brain
     (`mask`, default: voxels > 0 of a skull-stripped input) is divided by its
     mean (`lf_scale`), the background is zeroed as in training, and the
-    network's output is multiplied back. Outputs are magnitudes: negatives are
-    clipped to 0. The background is the input outside the mask upsampled by
-    cubic splines, never invented (0 for a skull-stripped input). Inside the
-    brain (the mask over each LF slice's r HF slices) the output is the
-    network's; in the LF slices next to the brain along the slices, where the
-    brain's edge lies somewhere inside a thick slice and the network was
-    trained to place it, the network's part and the background add up.
+    network's output is multiplied back (`network_output`). Outputs are
+    magnitudes: negatives are clipped to 0. The background is the input outside
+    the mask upsampled by cubic splines, never invented (`with_background`).
     """
     lf = np.asarray(lf, np.float32)
     mask = brain_mask(lf) if mask is None else np.asarray(mask, bool)
+    hf, scale = network_output(lf, predictor, mask, name=name, **enhance_options)
+    return with_background(np.maximum(hf, 0.0) * scale, lf, mask, predictor.factor)
+
+
+def network_output(lf: np.ndarray, predictor: "Predictor", mask: np.ndarray, *, name: str = "the low-field input",
+                   **enhance_options) -> tuple[np.ndarray, np.float32]:
+    """(the network's HF estimate of the brain on the brain-mean scale (x, y, z_lf · r), that scale):
+    the brain of `lf` divided by its mean (`lf_scale`), the background zeroed as in training."""
     scale = np.float32(lf_scale(lf, mask, name=name))
-    brain = np.where(mask, lf, np.float32(0.0)) / scale
-    hf = predictor.enhance(brain, **enhance_options)
-    np.maximum(hf, 0.0, out=hf)
-    hf *= scale
+    return predictor.enhance(np.where(mask, lf, np.float32(0.0)) / scale, **enhance_options), scale
+
+
+def with_background(hf: np.ndarray, lf: np.ndarray, mask: np.ndarray, factor: int) -> np.ndarray:
+    """The network's estimate `hf` (x, y, z_lf · r) inside the brain, the input's background elsewhere.
+
+    Inside the brain (the mask over each LF slice's r HF slices) the output is
+    the network's; outside, the input's background upsampled by cubic splines
+    (0 for a skull-stripped input); in the LF slices next to the brain along the
+    slices, where the brain's edge lies somewhere inside a thick slice and the
+    network was trained to place it, the network's part and the background add up.
+    """
     if mask.all():
         return hf
     reach = ndimage.binary_dilation(mask, np.ones((1, 1, 3), bool))   # ± one LF slice
-    brain, reach = (np.repeat(m, predictor.factor, axis=-1) for m in (mask, reach))
+    brain, reach = (np.repeat(m, factor, axis=-1) for m in (mask, reach))
     background = np.where(mask, np.float32(0.0), lf)
-    background = np.maximum(interpolate_slices(background, predictor.factor, 3), 0.0)
+    background = np.maximum(interpolate_slices(background, factor, 3), 0.0)
     return np.where(brain, hf, np.where(reach, hf + background, background))

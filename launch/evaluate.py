@@ -2,6 +2,7 @@
 
     python -m launch.evaluate --workdir RUN [--split test] [--settings mean,snr_low] [--metrics both] [--out DIR]
     python -m launch.evaluate --suite generalisation --workdir RUN [--colin27 PATH] [--cases a,b] [--out DIR]
+    python -m launch.evaluate --suite generalisation --workdir RUN --adapt 300 --out DIR   # adapted per scan
 
 `--suite generalisation` (iqt.generalisation; docs/generalisation.md) scans an
 unseen real brain (Colin27) and the template's test slab with acquisitions the
@@ -50,6 +51,11 @@ _BRAINS = flags.DEFINE_list("brains", ",".join(BRAINS), "generalisation: evaluat
                             f"({', '.join(BRAINS)}; the template slab only for 1 mm runs).")
 _BACKEND = flags.DEFINE_string("backend", "auto", "generalisation: what runs the network (auto, jax, openvino, "
                                "onnxruntime), as in launch.infer; float32 throughout.")
+_ADAPT = flags.DEFINE_integer("adapt", 0, "generalisation: fine-tune the network on each scan for this many "
+                              "steps before enhancing it, as launch.infer --adapt does (0: off; a work "
+                              "directory only).", lower_bound=0)
+_TTA = flags.DEFINE_enum("tta", "none", ["none", "flips"], "generalisation: test-time augmentation, as in "
+                         "launch.infer --tta.")
 _SPLIT = flags.DEFINE_string("split", "test", "Held-out split: test, validation, or a dataset split name.")
 _SETTINGS = flags.DEFINE_list("settings", ",".join(DEFAULT_SETTINGS),
                               f"Test settings of the simulator ({', '.join(SETTINGS)}).")
@@ -78,7 +84,8 @@ def generalisation() -> None:
     io_utils.check_output_folder(out, "--out")
     _, paths = evaluate_run(source, out_dir=out, case_names=_CASES.value, brain_names=_BRAINS.value,
                                 colin27=_COLIN27.value, checkpoint=_CHECKPOINT.value, backend=_BACKEND.value,
-                                tile_lf=_TILE.value, progress=lambda line: print(line, flush=True))
+                                tile_lf=_TILE.value, adapt_steps=_ADAPT.value, tta=_TTA.value,
+                                progress=lambda line: print(line, flush=True))
     print(paths["markdown"].read_text(), end="", flush=True)
     print("wrote " + ", ".join(str(p) for p in paths.values()), flush=True)
 
@@ -87,6 +94,8 @@ def main(argv: Sequence[str]) -> None:
     del argv
     if _SUITE.value == "generalisation":
         return generalisation()
+    if _ADAPT.value or _TTA.value != "none":
+        raise UserError("--adapt and --tta apply to --suite generalisation (and to launch.infer)")
     out = Path(_WORKDIR.value) / "evaluation" if _OUT.value is None else Path(_OUT.value)
     if not Path(_WORKDIR.value).is_dir():
         raise UserError(f"work directory {_WORKDIR.value} does not exist")

@@ -225,6 +225,10 @@ def find_slice_axis(voxel_sizes_mm, slice_axis: int | None = None, *,
     largest, second = sizes[order[-1]], sizes[order[-2]]
     if largest < min_ratio * second:
         shown = " x ".join(f"{s:.3g}" for s in sizes)
+        if largest < 1.15 * sizes[order[0]]:
+            raise UserError(f"the voxels are {shown} mm, about the same along every axis: this is not a "
+                            f"thick-slice scan, so IQT has no thick slices to enhance (--slice_axis N "
+                            f"forces one axis)")
         raise UserError(f"cannot tell the slice axis from voxel sizes {shown} mm (no spacing is "
                         f"{min_ratio:g}x the others); pass --slice_axis N (0, 1 or 2)")
     return int(order[-1])

@@ -1,6 +1,7 @@
 """`launch.evaluate --suite generalisation`: a training run (or an exported network) on the benchmark.
 
     python -m launch.evaluate --suite generalisation --workdir RUN [--colin27 PATH] [--cases a,b] [--out DIR]
+    python -m launch.evaluate --suite generalisation --workdir RUN --adapt 300   # adapted to each scan
 
 Writes generalisation.csv, .md, .json and one figure per brain and case,
 <brain>_<case>.png, to `out_dir` (default RUN/generalisation).
@@ -23,6 +24,7 @@ from iqt.generalisation import benchmark, brains, cases, report
 from iqt.inference import enhance_lf
 from iqt.models import level_schedule
 from iqt.tiling import DEFAULT_TILE_LF, check_tile_size
+from iqt.tta import augmented, flip_sets
 
 BRAINS = ("colin27", "template_test")
 TEMPLATE_VOXEL_MM = 1.0   # the template slab is an in-distribution reference only for 1 mm runs
@@ -51,17 +53,30 @@ def load_brains(names: Sequence[str], hf_voxel_mm: float, colin27: str | os.Path
 def evaluate_run(source: str | os.PathLike, *, out_dir: str | os.PathLike, case_names: Sequence[str] | None = None,
                  brain_names: Sequence[str] = BRAINS, colin27: str | os.PathLike | None = None,
                  checkpoint: str = "best", backend: str = "auto", precision: str = "float32",
-                 tile_lf=None, progress: Callable[[str], None] = print) -> tuple[pd.DataFrame, dict[str, Path]]:
-    """The benchmark of a work directory or `.onnx` file; returns (long table, written files)."""
+                 tile_lf=None, adapt_steps: int = 0, tta: str = "none",
+                 progress: Callable[[str], None] = print) -> tuple[pd.DataFrame, dict[str, Path]]:
+    """The benchmark of a work directory or `.onnx` file; returns (long table, written files).
+
+    `adapt_steps` > 0: IQT is the network fine-tuned on each scan for that many steps
+    (`iqt.adaptation`; a work directory only). `tta`: test-time augmentation (`iqt.tta`)."""
     selected = cases.select_cases(case_names)
     tile_lf = check_tile_size(tile_lf or DEFAULT_TILE_LF)
+    if adapt_steps:
+        from iqt import adaptation   # JAX, optax and scikit-learn load only for --adapt
+        adapt_steps = adaptation.check_steps(adapt_steps, source)
+    flip_sets(tta)   # an unknown mode fails before the network loads
     predictor, used_backend, used_precision = open_predictor(source, checkpoint, backend, precision=precision)
+    predictor = augmented(predictor, tta)
     config = _config_of(source)
+    network = adaptation.Network.from_run(source, checkpoint, config) if adapt_steps else None
     factor, hf_voxel_mm = int(config.sim.factor), float(config.sim.hf_voxel_mm)
     loaded = load_brains(list(brain_names), hf_voxel_mm, colin27)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
 
     def enhance(lf: np.ndarray, lf_brain: np.ndarray) -> np.ndarray:
+        if network is not None:
+            return adaptation.enhance_adapted(lf, predictor, network, adapt_steps, mask=lf_brain, tile_lf=tile_lf,
+                                              tta=tta, progress=False, report=progress)
         return enhance_lf(lf, predictor, lf_brain, tile_lf=tile_lf, progress=False)
 
     start = time.perf_counter()
@@ -69,7 +84,8 @@ def evaluate_run(source: str | os.PathLike, *, out_dir: str | os.PathLike, case_
                           figure_dir=out_dir, progress=progress)
     about = {"source": str(source), "checkpoint": checkpoint, "backend": used_backend,
              "precision": used_precision, "factor": factor, "hf_voxel_mm": hf_voxel_mm,
-             "slice_spacing_mm": factor * hf_voxel_mm, "brains": [b.name for b in loaded],
+             "slice_spacing_mm": factor * hf_voxel_mm, "adapt_steps": adapt_steps, "tta": tta,
+             "brains": [b.name for b in loaded],
              "cases": {c.name: c.description for c in selected}, "seconds": time.perf_counter() - start}
     return table, report.write_report(table, out_dir, about)
 

@@ -67,9 +67,18 @@ def check_spacing(voxel_sizes_mm, slice_axis: int, grid: TrainingGrid, *, allow_
                         f"{grid.in_plane_mm:.3g} mm (more than {TOLERANCE:.0%} off; launch.prepare resamples "
                         f"them)")
     if problems and not allow_mismatch:
-        raise UserError("; ".join(problems) + "; use a run trained for this spacing, or pass "
-                        "--allow_spacing_mismatch to enhance it anyway")
+        raise UserError("; ".join(problems) + "; " + advice(slice_mm, grid))
     return [f"warning: {'; '.join(problems)}"] if problems else []
+
+
+def advice(slice_mm: float, grid: TrainingGrid) -> str:
+    """What to do about a scan whose slices are `slice_mm` apart, for a run of `grid`."""
+    factor = round(float(slice_mm) / grid.in_plane_mm)
+    if factor < 2:
+        return (f"its slices are no coarser than the run's {grid.in_plane_mm:.3g} mm voxels, so there is "
+                f"nothing along them for IQT to enhance")
+    return (f"a run trained at x{factor} on {grid.in_plane_mm:.3g} mm voxels fits it (launch.train with "
+            f"--config.sim.factor={factor}), or pass --allow_spacing_mismatch to enhance it with this run anyway")
 
 
 def _sitk_image(data: np.ndarray, voxel_sizes_mm) -> sitk.Image:

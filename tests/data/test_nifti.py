@@ -307,6 +307,12 @@ def test_ambiguous_slice_axis_asks_for_the_flag():
             nifti.find_slice_axis((1.0, 1.0, 5.0), slice_axis=bad)
 
 
+def test_an_isotropic_scan_is_told_it_has_no_slice_axis_to_enhance():
+    with pytest.raises(UserError, match="not a thick-slice scan") as refused:
+        nifti.find_slice_axis((1.0, 1.05, 1.0))
+    assert "no thick slices to enhance" in str(refused.value)
+
+
 def test_lf_affine_by_hand():
     lf = nifti.lf_affine_from_hf(np.eye(4), 4)
     expected = np.eye(4)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tests.cli_helpers import assert_user_error
+from tests.conftest import slow
 from tests.random_run import random_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,4 +72,27 @@ def test_an_oblique_brain_is_refused_in_one_line_before_any_output(tiny_run, tmp
 def test_an_unknown_case_is_refused_in_one_line(tiny_run, tmp_path):
     result = _evaluate("--workdir", str(tiny_run), "--cases", "rect_gap,bogus", "--out", str(tmp_path / "r"))
     assert_user_error(result, "bogus", "rect_gap")
+    assert not (tmp_path / "r").exists()
+
+
+@slow   # about 20 s; tests/generalisation/test_adaptation.py covers enhance_adapted and launch.infer's --adapt
+def test_adapt_fine_tunes_on_each_scan_and_says_so(tiny_run, tmp_path):
+    out = tmp_path / "report"
+    result = _evaluate("--workdir", str(tiny_run), "--colin27", str(_brain_file(tmp_path / "c.nii.gz")),
+                       "--brains", "colin27", "--cases", "rect_gap", "--backend", "jax", "--adapt", "2",
+                       "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "generalisation.json").read_text())["adapt_steps"] == 2
+    assert "adapted to the scan in 2 steps" in result.stdout
+
+
+def test_adapt_is_refused_for_an_exported_network_and_the_simulator_suite(tiny_run, tmp_path):
+    network = tmp_path / "model.onnx"
+    network.write_bytes(b"not read")
+    result = _evaluate("--workdir", str(network), "--adapt", "2", "--out", str(tmp_path / "r"))
+    assert_user_error(result, "--adapt", "work directory")
+    result = subprocess.run([sys.executable, "-m", "launch.evaluate", "--workdir", str(tiny_run), "--adapt", "2"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert_user_error(result, "--adapt", "generalisation")
     assert not (tmp_path / "r").exists()

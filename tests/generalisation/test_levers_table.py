@@ -47,3 +47,15 @@ def test_paired_differences_are_per_seed_against_the_baseline_of_that_seed():
     assert pairs["a"]["colin27"]["0"]["difference_mean_gain_psnr_fit"] == pytest.approx(1.0 - 0.3)
     assert pairs["a"]["colin27"]["0"]["difference_worst_gain_psnr_fit"] == pytest.approx(0.5 - 0.2)
     assert pairs["a"]["template_test"]["0"]["difference_mean_gain_psnr_fit"] == pytest.approx(0.5)
+
+
+def test_an_adapted_lever_is_paired_with_the_same_lever_unadapted():
+    adapted = {**_run("a+adapt300", 0, {"colin27/x": 1.5, "colin27/y": 2.0}), "base_lever": "a"}
+    pairs = levers.paired([*RUNS, adapted, _run("baseline", 0, {"colin27/x": 0.0, "colin27/y": 0.0})])
+    assert pairs["a+adapt300"]["colin27"]["0"]["difference_mean_gain_psnr_fit"] == pytest.approx(1.75 - 1.0)
+    assert list(pairs["a+adapt300"]) == ["colin27"]   # only the brains the adapted run measured
+    assert levers.report_dir(None, 300) == "generalisation_adapt300"
+    assert levers.report_dir("40,40,8", 300, "flips") == "generalisation_adapt300_tta_flips_tile40"
+    assert levers.report_dir(None, 0, "flips") == "generalisation_tta_flips"
+    assert levers.report_dir(None) == "generalisation"
+    assert levers.inference_suffix(300, "flips") == "+adapt300+tta_flips"

@@ -73,6 +73,10 @@ def test_the_slice_spacing_is_checked_against_the_training_run():
     [warning] = check_spacing((1.0, 1.0, 3.0), 2, grid, allow_mismatch=True)
     assert warning.startswith("warning: ") and "5.6 mm" in warning
     assert check_spacing((1.0, 1.0, 6.0), 2, grid) == []          # 7 % off
+    with pytest.raises(UserError, match=r"trained at x6 on 0.7 mm voxels fits it .*--config.sim.factor=6"):
+        check_spacing((1.0, 1.0, 4.2), 2, grid)                  # 4.2 mm / 0.7 mm = 6
+    with pytest.raises(UserError, match="nothing along them for IQT to enhance"):
+        check_spacing((1.0, 1.0, 1.0), 2, grid, allow_mismatch=False)
     with pytest.raises(UserError, match="in-plane voxels 1 x 1 mm"):
         check_spacing((1.0, 1.0, 6.0), 2, grid, check_in_plane=True)
 
